@@ -1,0 +1,206 @@
+"""The gateway's BACnet side: a BAC0 device with read-only points, and bounded meter reads.
+
+Everything BAC0/bacpypes3 does oddly is worked around here, each in one named place:
+
+* ``quiet_bac0_logging``: BAC0 attaches its own stdout/stderr/file handlers to its loggers at import
+  time and writes ``~/.BAC0/BAC0.log``; we detach them so our logging setup is the only one.
+* ``ReadOnlyAnalogValue``: BAC0's factory objects are writable from the network even with
+  ``is_commandable=False`` (DESIGN.md section 3); a bacpypes3 subclass that refuses every write
+  with ``write-access-denied`` is used instead.
+* ``add_static_route``: ``NetworkServiceAccessPoint.update_router_references`` takes the adapter's
+  network number (None for the local adapter), not the adapter object as DESIGN.md's note says.
+* ``read_present_value``: ``BAC0.read`` ignores its timeout, loops Who-Is for ~6 s on an unknown
+  device, logs and swallows some BACnet errors, and bacpypes3's ``ErrorRejectAbortNack`` derives
+  from ``BaseException``; we call the bacpypes3 application's ``read_property`` directly, bound it
+  with ``asyncio.wait_for`` and set the device's APDU timeout so the stack itself gives up in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from bacpypes3.apdu import ErrorRejectAbortNack
+from bacpypes3.basetypes import EngineeringUnits, PropertyIdentifier
+from bacpypes3.errors import ExecutionError
+from bacpypes3.local.cov import COVIncrementCriteria
+from bacpypes3.local.object import Object as _LocalObject
+from bacpypes3.object import AnalogValueObject as _AnalogValueObject
+from bacpypes3.pdu import Address
+from bacpypes3.primitivedata import ObjectIdentifier
+
+from .config import BacnetSettings, PointSettings, Route
+
+log = logging.getLogger("adrgw.bacnet")
+
+
+def quiet_bac0_logging(level: int = logging.WARNING) -> None:
+    """Detach BAC0's own handlers (stdout, stderr, ~/.BAC0/BAC0.log) and let its records propagate
+    to our root handler at ``level``. Works around BAC0's import-time logging setup."""
+    from BAC0.core.utils.notes import LogList  # imported here: BAC0 import is heavy
+
+    for logger in list(LogList.LOGGERS):
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(level)
+        logger.propagate = True
+    logging.getLogger("BAC0_Root").setLevel(level)
+
+
+class ReadOnlyAnalogValue(_LocalObject, _AnalogValueObject):  # type: ignore[misc]
+    """An analog value the network can read (and subscribe to with COV) but never write.
+
+    Replaces BAC0's factory objects, which accept writes to presentValue and objectName from any
+    client (BAC0 bug, DESIGN.md section 3). Local code sets ``presentValue`` as an attribute.
+    """
+
+    _cov_criteria = COVIncrementCriteria
+
+    async def write_property(self, attr: Any, value: Any, index: Optional[int] = None,
+                             priority: Optional[int] = None) -> None:
+        log.info("refused a network write to %s %s", self.objectName, attr)
+        raise ExecutionError(errorClass="property", errorCode="writeAccessDenied")
+
+
+class MeterReadError(Exception):
+    """A meter read that produced no usable value; the message says why, for the log."""
+
+
+@dataclass(frozen=True)
+class PointRef:
+    """``address object instance property`` of a value on another device."""
+
+    address: str
+    object_type: str
+    instance: int
+    property: str
+
+    def __str__(self) -> str:
+        return f"{self.address} {self.object_type} {self.instance} {self.property}"
+
+
+class GatewayDevice:
+    """The gateway's BACnet device: discoverable, with read-only points, and a client for reads."""
+
+    def __init__(self, settings: BacnetSettings, points: PointSettings) -> None:
+        self.settings = settings
+        self.points = points
+        self._bacnet: Any = None
+        self._level_point: Optional[ReadOnlyAnalogValue] = None
+
+    @property
+    def app(self) -> Any:
+        """The bacpypes3 Application under BAC0."""
+        return self._bacnet.this_application.app
+
+    async def start(self) -> None:
+        """Open the UDP port, create the points, load static routes, announce with I-Am."""
+        import BAC0
+
+        quiet_bac0_logging(logging.getLogger().getEffectiveLevel()
+                           if log.isEnabledFor(logging.DEBUG) else logging.WARNING)
+        s = self.settings
+        kwargs: dict[str, Any] = dict(ip=f"{s.ip}/{s.prefix}", port=s.port, deviceId=s.device_id,
+                                      localObjName=s.device_name, ping=False)
+        if s.bbmd:
+            kwargs.update(bbmdAddress=s.bbmd, bbmdTTL=s.bbmd_ttl)
+        try:
+            self._bacnet = BAC0.start(**kwargs)
+        except OSError as exc:
+            raise OSError(f"cannot open BACnet/IP port {s.ip}:{s.port}: {exc.strerror or exc} "
+                          "(is another BACnet application using it? set [bacnet] port)") from None
+        # BAC0.start's context manager waits for its own I-Am task; wait the same way, bounded.
+        for _ in range(100):
+            if getattr(self._bacnet, "_initialized", False):
+                break
+            await asyncio.sleep(0.05)
+        self._level_point = ReadOnlyAnalogValue(
+            objectIdentifier=("analog-value", 1),
+            objectName=self.points.event_level,
+            description="Signal level of the active OpenADR event interval; 0 outside events",
+            presentValue=0.0,
+            units=EngineeringUnits.noUnits,
+            statusFlags=[0, 0, 0, 0],
+            eventState="normal",
+            outOfService=False,
+            covIncrement=0.0,
+        )
+        self.app.add_object(self._level_point)
+        for route in s.routes:
+            await self.add_static_route(route)
+        announced = self.app.i_am()  # a plain call in bacpypes3 0.0.110, a coroutine elsewhere
+        if asyncio.iscoroutine(announced):
+            await announced
+        log.info("BACnet device %d %r up on %s:%d, point %r (analogValue 1)",
+                 s.device_id, s.device_name, s.ip, s.port, self.points.event_level)
+
+    async def add_static_route(self, route: Route) -> None:
+        """Tell the network layer that ``route.network`` is behind the router at host:port.
+
+        Needed on loopback and wherever broadcasts do not reach the router (DESIGN.md section 3).
+        bacpypes3 keys adapters by network number (None for the local one), not by adapter object.
+        """
+        nsap = self.app.nsap
+        snet = next(net for net, adapter in nsap.adapters.items() if adapter is nsap.local_adapter)
+        await nsap.update_router_references(snet, Address(f"{route.host}:{route.port}"), [route.network])
+        log.info("static route: network %d via %s:%d", route.network, route.host, route.port)
+
+    async def stop(self) -> None:
+        if self._bacnet is not None:
+            try:
+                await asyncio.wait_for(self._bacnet._disconnect(), 3)
+            except (asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - best effort at exit
+                log.warning("BACnet stop: %s", exc)
+            self._bacnet = None
+
+    # -- points -----------------------------------------------------------------------------
+
+    def set_level(self, value: float) -> bool:
+        """Set ``ADR-Event-Level``; logs ``<name> -> <value>`` and returns True when it changed."""
+        point = self._level_point
+        if point is None:
+            return False
+        value = float(value)
+        if float(point.presentValue) == value:
+            return False
+        point.presentValue = value
+        log.info("%s -> %s", point.objectName, value)
+        return True
+
+    @property
+    def level(self) -> float:
+        return float(self._level_point.presentValue) if self._level_point is not None else 0.0
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def bound_apdu_timeout(self, timeout: float) -> None:
+        """Make the stack give up on a silent device within ``timeout`` (default 3 s x 4 tries)."""
+        device = self.app.device_object
+        device.numberOfApduRetries = 1
+        device.apduTimeout = max(100, int(timeout * 1000 / 2))
+
+    async def read_present_value(self, ref: PointRef, timeout: float) -> float:
+        """Read one numeric property; MeterReadError (never a made-up value) when it fails."""
+        address = Address(ref.address)
+        objid = ObjectIdentifier(f"{ref.object_type},{ref.instance}")
+        prop = PropertyIdentifier(ref.property)
+        try:
+            value = await asyncio.wait_for(self.app.read_property(address, objid, prop), timeout)
+        except asyncio.TimeoutError:
+            raise MeterReadError(f"no answer within {timeout:g} s") from None
+        except ErrorRejectAbortNack as exc:  # a BaseException in bacpypes3
+            raise MeterReadError(f"BACnet error: {exc}") from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any stack failure is a failed sample
+            raise MeterReadError(f"{type(exc).__name__}: {exc}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MeterReadError(f"not a number: {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise MeterReadError(f"not a finite number: {value!r}")
+        return value

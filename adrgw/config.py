@@ -1,0 +1,483 @@
+"""config.ini -> typed, validated settings.
+
+Every problem in the file is collected before anything starts, so a technician fixing a config sees
+all of them at once, each as ``<file>: [section] key: what is wrong`` (DESIGN.md section 1). Nothing
+here touches the network: addresses are checked by their syntax, never resolved.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
+
+from openleadr import enums as oadr_enums
+
+# BACnet limits, ASHRAE 135 clause 12.11 (device instance) and 6.2.2 (network numbers).
+MAX_DEVICE_INSTANCE = 4194302
+MAX_NETWORK_NUMBER = 65534
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """Raised with every problem found; ``problems`` holds the one-line messages."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Route:
+    """A static route: BACnet network ``network`` is reached through the router at ``host:port``."""
+
+    network: int
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class VenSettings:
+    ven_name: str
+    vtn_url: str
+    ven_id: Optional[str] = None
+    cert: Optional[str] = None
+    key: Optional[str] = None
+    ca_file: Optional[str] = None
+    vtn_fingerprint: Optional[str] = None
+    disable_signature: bool = False
+    check_hostname: bool = True
+    # Added options (not in the original contract, all optional):
+    request_timeout: float = 10.0  # seconds one HTTP exchange with the VTN may take
+    retry_max: float = 300.0  # cap of the registration / delivery backoff, seconds
+
+
+@dataclass(frozen=True)
+class BacnetSettings:
+    address: str  # CIDR form, e.g. 192.168.0.10/24
+    port: int = 47808
+    device_id: int = 599
+    device_name: str = "ADR-Gateway"
+    routes: tuple[Route, ...] = ()
+    bbmd: Optional[str] = None  # IP:PORT
+    bbmd_ttl: int = 900
+
+    @property
+    def ip(self) -> str:
+        return self.address.split("/")[0]
+
+    @property
+    def prefix(self) -> int:
+        return int(self.address.split("/")[1])
+
+
+@dataclass(frozen=True)
+class MeterSettings:
+    address: str = "12345:2"
+    object_type: str = "analogInput"
+    instance: int = 2
+    property_id: str = "presentValue"  # the [meter] property key
+    interval: float = 10.0
+    timeout: float = 3.0
+    resource_id: str = "device001"
+    measurement: str = "power_real"
+    unit: str = "kW"
+    scale: float = 1.0
+
+    @property
+    def object(self) -> str:
+        return f"{self.object_type} {self.instance}"
+
+    @property
+    def oadr_unit_scale(self) -> tuple[str, str]:
+        """(OpenADR unit, SI scale code) for the report description, e.g. ('W', 'k') for kW."""
+        return measurement_unit(self.measurement, self.unit)
+
+    @property
+    def network(self) -> Optional[int]:
+        """The BACnet network number of a routed meter (``NET:MAC``), None for a local one."""
+        m = _REMOTE_RE.match(self.address)
+        return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class PointSettings:
+    event_level: str = "ADR-Event-Level"
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    directory: str = "./state"
+
+
+@dataclass(frozen=True)
+class Settings:
+    ven: VenSettings
+    bacnet: BacnetSettings
+    meter: MeterSettings = field(default_factory=MeterSettings)
+    points: PointSettings = field(default_factory=PointSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    log_level: str = "INFO"
+    source: str = "config.ini"
+
+
+# ---------------------------------------------------------------------------------------------
+# syntax checks (pure, no DNS)
+
+_REMOTE_RE = re.compile(r"^(\d+):(0x[0-9A-Fa-f]+|\d+)$")
+_IP_PORT_RE = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d+))?$")
+_FINGERPRINT_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+$")
+_OBJECT_RE = re.compile(r"^([A-Za-z][A-Za-z-]*)[ ,:](\d+)$")
+
+
+def _ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ipaddress.AddressValueError as exc:
+        raise ValueError(f"{text!r} is not an IPv4 address") from exc
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"port {value} is out of range 1..65535")
+    return value
+
+
+def parse_ip_port(text: str, default_port: Optional[int] = None) -> tuple[str, int]:
+    """``IP[:PORT]`` -> (ip, port); the port is required when no default is given."""
+    m = _IP_PORT_RE.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not IP:PORT")
+    host = _ipv4(m.group(1))
+    if m.group(2) is None:
+        if default_port is None:
+            raise ValueError(f"{text!r} has no port (IP:PORT expected)")
+        return host, default_port
+    return host, _port(m.group(2))
+
+
+def parse_bacnet_address(text: str) -> str:
+    """A BACnet address: ``NET:MAC`` (routed, MAC decimal or 0x-hex, 1 byte for MS/TP) or ``IP[:PORT]``."""
+    text = text.strip()
+    m = _REMOTE_RE.match(text)
+    if m:
+        net = int(m.group(1))
+        if not 1 <= net <= MAX_NETWORK_NUMBER:
+            raise ValueError(f"network {net} is out of range 1..{MAX_NETWORK_NUMBER}")
+        mac = int(m.group(2), 0)
+        if not 0 <= mac <= 255:
+            raise ValueError(f"MAC {mac} is out of range 0..255 (NET:MAC expected)")
+        return f"{net}:{mac}"
+    if _IP_PORT_RE.match(text):
+        host, port = parse_ip_port(text, default_port=47808)
+        return f"{host}:{port}"
+    raise ValueError(f"{text!r} is not a BACnet address (NET:MAC or IP[:PORT])")
+
+
+def parse_routes(text: str) -> tuple[Route, ...]:
+    """``NET=IP:PORT[, NET=IP:PORT]``."""
+    routes: list[Route] = []
+    seen: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        net_text, sep, target = part.partition("=")
+        if not sep or not net_text.strip().isdigit():
+            raise ValueError(f"{part!r} is not NET=IP:PORT")
+        net = int(net_text)
+        if not 1 <= net <= MAX_NETWORK_NUMBER:
+            raise ValueError(f"network {net} is out of range 1..{MAX_NETWORK_NUMBER}")
+        if net in seen:
+            raise ValueError(f"network {net} is routed twice")
+        seen.add(net)
+        host, port = parse_ip_port(target.strip())
+        routes.append(Route(net, host, port))
+    return tuple(routes)
+
+
+def parse_object(text: str) -> tuple[str, int]:
+    """``analogInput 2`` -> ('analogInput', 2); the type must be a BACnet object type."""
+    from bacpypes3.basetypes import ObjectType  # local import: keeps the pure parts cheap
+
+    m = _OBJECT_RE.match(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not 'objectType instance' (e.g. 'analogInput 2')")
+    try:
+        ObjectType(m.group(1))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"unknown object type {m.group(1)!r}") from exc
+    instance = int(m.group(2))
+    if not 0 <= instance <= MAX_DEVICE_INSTANCE:
+        raise ValueError(f"instance {instance} is out of range 0..{MAX_DEVICE_INSTANCE}")
+    return m.group(1), instance
+
+
+def parse_property(text: str) -> str:
+    from bacpypes3.basetypes import PropertyIdentifier
+
+    try:
+        PropertyIdentifier(text.strip())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"unknown property {text.strip()!r}") from exc
+    return text.strip()
+
+
+def parse_cidr(text: str) -> str:
+    if "/" not in text:
+        raise ValueError(f"{text!r} is not in CIDR form (e.g. 192.168.0.10/24)")
+    ip, _, prefix = text.partition("/")
+    _ipv4(ip.strip())
+    if not prefix.strip().isdigit() or not 0 <= int(prefix) <= 32:
+        raise ValueError(f"prefix /{prefix} is not 0..32")
+    return f"{ip.strip()}/{int(prefix)}"
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "yes", "true", "on"):
+        return True
+    if value in ("0", "no", "false", "off"):
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true/false)")
+
+
+def _number(kind: Callable[[str], T], low: float, high: float) -> Callable[[str], T]:
+    def parse(text: str) -> T:
+        try:
+            value = kind(text.strip())
+        except ValueError:
+            raise ValueError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{text!r} is not a finite number")
+        if not low <= value <= high:  # type: ignore[operator]
+            raise ValueError(f"{value} is out of range {low:g}..{high:g}")
+        return value
+
+    return parse
+
+
+def _nonempty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _url(text: str) -> str:
+    text = text.strip()
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", text):
+        raise ValueError(f"{text!r} is not an http:// or https:// URL")
+    return text
+
+
+def _fingerprint(text: str) -> str:
+    text = text.strip()
+    if not _FINGERPRINT_RE.match(text):
+        raise ValueError(f"{text!r} is not a fingerprint (hex pairs separated by ':')")
+    return text.upper()
+
+
+def _readable_file(text: str) -> str:
+    path = text.strip()
+    if not os.path.isfile(path):
+        raise ValueError(f"file {path!r} does not exist")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"file {path!r} is not readable")
+    return path
+
+
+def _measurement(text: str) -> str:
+    name = text.strip()
+    if name.upper() not in oadr_enums.MEASUREMENTS.members:
+        known = ", ".join(sorted(m.lower() for m in oadr_enums.MEASUREMENTS.members))
+        raise ValueError(f"unknown measurement {name!r}; known: {known}")
+    return name.lower()
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def measurement_unit(measurement: str, unit: str) -> tuple[str, str]:
+    """Split a configured unit into (OpenADR unit, SI scale code) for ``measurement``.
+
+    OpenADR carries 'kW' as unit 'W' with scale 'k'; openleadr silently replaces an unknown unit
+    by the measurement's default, so we check it here and say so instead.
+    """
+    item = oadr_enums.MEASUREMENTS[measurement.upper()]
+    acceptable = list(item.acceptable_units) or [item.unit]
+    if unit in acceptable:
+        return unit, "none"
+    for prefix in ("micro", "p", "n", "m", "c", "d", "k", "M", "G", "T"):
+        if unit.startswith(prefix) and unit[len(prefix):] in acceptable:
+            return unit[len(prefix):], prefix
+    raise ValueError(f"unit {unit!r} does not fit measurement {measurement!r} "
+                     f"(use {', '.join(acceptable)}, optionally with an SI prefix such as k)")
+
+
+# ---------------------------------------------------------------------------------------------
+# the schema: section -> key -> (parser, default or REQUIRED)
+
+REQUIRED = object()
+_SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
+    "ven": {
+        "ven_name": (_nonempty, REQUIRED),
+        "vtn_url": (_url, REQUIRED),
+        "ven_id": (str.strip, None),
+        "cert": (_readable_file, None),
+        "key": (_readable_file, None),
+        "ca_file": (_readable_file, None),
+        "vtn_fingerprint": (_fingerprint, None),
+        "disable_signature": (parse_bool, False),
+        "check_hostname": (parse_bool, True),
+        "request_timeout": (_number(float, 0.5, 120), 10.0),
+        "retry_max": (_number(float, 1, 3600), 300.0),
+    },
+    "bacnet": {
+        "address": (parse_cidr, REQUIRED),
+        "port": (_number(int, 1, 65535), 47808),
+        "device_id": (_number(int, 0, MAX_DEVICE_INSTANCE), 599),
+        "device_name": (_nonempty, "ADR-Gateway"),
+        "routes": (parse_routes, ()),
+        "bbmd": (lambda t: "%s:%d" % parse_ip_port(t), None),
+        "bbmd_ttl": (_number(int, 1, 65535), 900),
+    },
+    "meter": {
+        "address": (parse_bacnet_address, "12345:2"),
+        "object": (parse_object, ("analogInput", 2)),
+        "property": (parse_property, "presentValue"),
+        "interval": (_number(float, 0.1, 86400), 10.0),
+        "timeout": (_number(float, 0.05, 3600), 3.0),
+        "resource_id": (_nonempty, "device001"),
+        "measurement": (_measurement, "power_real"),
+        "unit": (_nonempty, "kW"),
+        "scale": (_number(float, -1e12, 1e12), 1.0),
+    },
+    "points": {
+        "event_level": (_nonempty, "ADR-Event-Level"),
+    },
+    "state": {
+        "directory": (_nonempty, "./state"),
+    },
+    "logging": {
+        "level": (_log_level, "INFO"),
+    },
+}
+
+
+def load(path: str | os.PathLike[str]) -> Settings:
+    """Read and validate ``path``; raise ConfigError listing every problem."""
+    name = str(path)
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"), interpolation=None,
+                                       strict=True)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{name}: cannot read file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{name}: file is not UTF-8 text"]) from None
+    try:
+        parser.read_string(text, source=name)
+    except configparser.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError([f"{name}: not an INI file: {first}"]) from None
+    return from_parser(parser, name)
+
+
+def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> Settings:
+    problems: list[str] = []
+    values: dict[str, dict[str, object]] = {}
+
+    for section in parser.sections():
+        if section not in _SCHEMA:
+            problems.append(f"{name}: [{section}]: unknown section "
+                            f"(known: {', '.join(_SCHEMA)})")
+    for section, keys in _SCHEMA.items():
+        got = parser[section] if parser.has_section(section) else {}
+        values[section] = {}
+        for key in got:
+            if key not in keys:
+                problems.append(f"{name}: [{section}] {key}: unknown key")
+        for key, (parse, default) in keys.items():
+            raw = got.get(key) if got else None
+            if raw is None or raw.strip() == "":
+                if default is REQUIRED:
+                    problems.append(f"{name}: [{section}] {key}: required but missing")
+                values[section][key] = default
+                continue
+            try:
+                values[section][key] = parse(raw)
+            except ValueError as exc:
+                problems.append(f"{name}: [{section}] {key}: {exc}")
+                values[section][key] = None
+
+    ven, meter = values["ven"], values["meter"]
+    # Cross-key checks, only when the keys themselves were fine.
+    if (ven.get("cert") is None) != (ven.get("key") is None):
+        missing = "key" if ven.get("key") is None else "cert"
+        problems.append(f"{name}: [ven] {missing}: cert and key must be given together")
+    if isinstance(ven.get("vtn_url"), str) and ven["vtn_url"].startswith("http://") and ven.get("cert"):
+        problems.append(f"{name}: [ven] vtn_url: a client certificate is configured but the URL is http://")
+    if isinstance(meter.get("timeout"), float) and isinstance(meter.get("interval"), float) \
+            and meter["timeout"] >= meter["interval"]:
+        problems.append(f"{name}: [meter] timeout: {meter['timeout']:g} s must be shorter than "
+                        f"interval ({meter['interval']:g} s)")
+    if isinstance(meter.get("measurement"), str) and isinstance(meter.get("unit"), str):
+        try:
+            measurement_unit(meter["measurement"], meter["unit"])
+        except ValueError as exc:
+            problems.append(f"{name}: [meter] unit: {exc}")
+    routes = values["bacnet"].get("routes") or ()
+    if isinstance(routes, tuple):
+        port = values["bacnet"].get("port")
+        for route in routes:
+            if isinstance(port, int) and route.port == port and \
+                    isinstance(values["bacnet"].get("address"), str) and \
+                    route.host == values["bacnet"]["address"].split("/")[0]:
+                problems.append(f"{name}: [bacnet] routes: network {route.network} points at this "
+                                "gateway's own address and port")
+
+    if problems:
+        raise ConfigError(problems)
+
+    obj_type, instance = meter["object"]  # type: ignore[misc]
+    return Settings(
+        ven=VenSettings(**{k: v for k, v in ven.items()}),  # type: ignore[arg-type]
+        bacnet=BacnetSettings(**values["bacnet"]),  # type: ignore[arg-type]
+        meter=MeterSettings(
+            address=meter["address"], object_type=obj_type, instance=instance,  # type: ignore[arg-type]
+            property_id=meter["property"], interval=meter["interval"],  # type: ignore[arg-type]
+            timeout=meter["timeout"], resource_id=meter["resource_id"],  # type: ignore[arg-type]
+            measurement=meter["measurement"], unit=meter["unit"], scale=meter["scale"],  # type: ignore[arg-type]
+        ),
+        points=PointSettings(**values["points"]),  # type: ignore[arg-type]
+        state=StateSettings(**values["state"]),  # type: ignore[arg-type]
+        log_level=values["logging"]["level"],  # type: ignore[arg-type]
+        source=name,
+    )
+
+
+def summary(settings: Settings) -> list[str]:
+    """The short summary ``--check`` prints."""
+    s = settings
+    routes = ", ".join(f"{r.network}={r.host}:{r.port}" for r in s.bacnet.routes) or "none (router discovery)"
+    return [
+        f"{s.source}: OK",
+        f"  VEN {s.ven.ven_name!r} -> VTN {s.ven.vtn_url}"
+        + (" (TLS client certificate)" if s.ven.cert else ""),
+        f"  BACnet device {s.bacnet.device_id} {s.bacnet.device_name!r} on {s.bacnet.address} port {s.bacnet.port}",
+        f"  routes: {routes}",
+        f"  meter {s.meter.address} {s.meter.object} {s.meter.property_id} every {s.meter.interval:g} s "
+        f"(timeout {s.meter.timeout:g} s) -> {s.meter.resource_id} {s.meter.measurement} [{s.meter.unit}] x{s.meter.scale:g}",
+        f"  point {s.points.event_level!r} (analogValue 1); state in {s.state.directory}",
+    ]

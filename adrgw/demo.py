@@ -1,0 +1,291 @@
+"""Real peers on loopback: an openleadr VTN, a BACnet router with a simulated meter behind it.
+
+Used by ``--demo`` (so a newcomer sees the gateway work with nothing else installed) and by the
+integration tests and benchmarks. Nothing here is a mock: the VTN is openleadr's ``OpenADRServer``
+over HTTP, the router and meter are bacpypes3 applications speaking BACnet/IP over UDP, with the
+meter on a virtual network 12345 behind the router (as an MS/TP meter would be).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+log = logging.getLogger("adrgw.demo")
+
+_vlan_ids = itertools.count(1)
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1", avoid: tuple[int, ...] = ()) -> int:
+    """A port the OS says is free now on ``host`` (TCP or UDP)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in avoid:
+            return port
+
+
+def udp_port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# BACnet router + meter
+
+
+class SimulatedMeter:
+    """A BACnet/IP router (network 1 side on ``host:port``) to virtual network ``network`` with a
+    meter device at MAC ``mac`` exposing ``analogInput 2`` (kW) whose value drifts over time.
+
+    ``online = False`` makes the meter stop answering (requests time out), as a dead MS/TP device.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 47809, network: int = 12345, mac: int = 2,
+                 instance: int = 2, base_value: float = 95.0) -> None:
+        self.host, self.port, self.network, self.mac, self.instance = host, port, network, mac, instance
+        self.base_value = base_value
+        self.online = True
+        self.fixed_value: Optional[float] = None  # tests pin the value; None: drifting curve
+        self.reads = 0
+        self._router: Any = None
+        self._meter: Any = None
+        self._ai: Any = None
+        self._task: Optional[asyncio.Task[None]] = None
+
+    @property
+    def value(self) -> float:
+        return float(self._ai.presentValue)
+
+    def set_value(self, value: float) -> None:
+        self.fixed_value = value
+        self._ai.presentValue = value
+
+    def _curve(self) -> float:
+        t = time.time()
+        return round(self.base_value + 5.0 * math.sin(t / 60.0) + 0.5 * math.sin(t / 7.0), 2)
+
+    async def start(self) -> None:
+        from bacpypes3.app import Application
+        from bacpypes3.local.analog import AnalogInputObject
+        from bacpypes3.local.device import DeviceObject
+        from bacpypes3.local.networkport import NetworkPortObject
+        from bacpypes3.vlan import VirtualNetwork
+
+        meter_sim = self
+
+        class MeterApplication(Application):  # type: ignore[misc]
+            async def do_ReadPropertyRequest(self, apdu: Any) -> None:  # noqa: N802 - bacpypes3 name
+                if not meter_sim.online:
+                    return  # silence: the client's request times out, as with a dead device
+                meter_sim.reads += 1
+                await super().do_ReadPropertyRequest(apdu)
+
+            async def do_ReadPropertyMultipleRequest(self, apdu: Any) -> None:  # noqa: N802
+                if not meter_sim.online:
+                    return
+                meter_sim.reads += 1
+                await super().do_ReadPropertyMultipleRequest(apdu)
+
+        vlan = f"vlan{self.network}-{next(_vlan_ids)}"
+        VirtualNetwork(vlan)
+        router_objects = [
+            DeviceObject(objectIdentifier=("device", 10000 + self.network % 10000), objectName="sim-router",
+                         vendorIdentifier=999),
+            NetworkPortObject(f"{self.host}/8:{self.port}", objectIdentifier=("network-port", 1),
+                              objectName="NP-IP", networkNumber=1, networkNumberQuality="configured"),
+            NetworkPortObject(None, objectIdentifier=("network-port", 2), objectName="NP-VLAN",
+                              networkNumber=self.network, networkNumberQuality="configured",
+                              networkType="virtual", protocolLevel="bacnet-application",
+                              macAddress=bytes([1]), networkInterfaceName=vlan),
+        ]
+        self._router = Application.from_object_list(router_objects)
+        self._ai = AnalogInputObject(objectIdentifier=("analog-input", self.instance), objectName="Main-kW",
+                                     presentValue=self._curve(), units="kilowatts",
+                                     description="Simulated building main power meter")
+        meter_objects = [
+            DeviceObject(objectIdentifier=("device", 20000 + self.mac), objectName="sim-meter",
+                         vendorIdentifier=999),
+            NetworkPortObject(None, objectIdentifier=("network-port", 1), objectName="NP-MSTP",
+                              networkNumber=0, networkType="virtual", protocolLevel="bacnet-application",
+                              macAddress=bytes([self.mac]), networkInterfaceName=vlan),
+            self._ai,
+        ]
+        self._meter = MeterApplication.from_object_list(meter_objects)
+        await asyncio.sleep(0)
+        await self._router.nse.i_am_router_to_network()
+        self._task = asyncio.create_task(self._drift())
+        log.info("simulated router on %s:%d -> network %d, meter at %d:%d analogInput %d",
+                 self.host, self.port, self.network, self.network, self.mac, self.instance)
+
+    async def _drift(self) -> None:
+        while True:
+            if self.fixed_value is None:
+                self._ai.presentValue = self._curve()
+            await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for app in (self._meter, self._router):
+            if app is not None:
+                app.close()
+        self._meter = self._router = None
+
+
+# ---------------------------------------------------------------------------------------------
+# VTN
+
+
+@dataclass
+class VtnRecord:
+    """What the VTN saw, for the demo's console and for tests to assert on."""
+
+    registrations: list[str] = field(default_factory=list)
+    readings: list[tuple[datetime, float]] = field(default_factory=list)
+    opts: list[tuple[str, str]] = field(default_factory=list)
+    report_messages: int = 0
+
+
+class DemoVtn:
+    """openleadr's OpenADRServer on 127.0.0.1 that accepts any VEN and requests its telemetry."""
+
+    def __init__(self, port: int, poll_freq: float = 2.0, vtn_id: str = "DEMO-VTN",
+                 sampling: Optional[float] = None, accept: bool = True) -> None:
+        self.port = port
+        self.poll_freq = poll_freq
+        self.vtn_id = vtn_id
+        self.sampling = sampling
+        self.accept = accept
+        self.record = VtnRecord()
+        self.ven_ids: dict[str, str] = {}  # ven_name -> ven_id
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/OpenADR2/Simple/2.0b"
+
+    def _create_server(self) -> Any:
+        from openleadr import OpenADRServer
+
+        server = OpenADRServer(vtn_id=self.vtn_id, http_host="127.0.0.1", http_port=self.port,
+                               requested_poll_freq=timedelta(seconds=self.poll_freq),
+                               ven_lookup=self._ven_lookup)
+        server.add_handler("on_create_party_registration", self._on_register)
+        server.add_handler("on_register_report", self._on_register_report)
+        return server
+
+    def _ven_lookup(self, ven_id: str) -> Optional[dict[str, str]]:
+        for name, known in self.ven_ids.items():
+            if known == ven_id:
+                return {"ven_id": ven_id, "ven_name": name, "registration_id": f"reg-{ven_id}"}
+        return None
+
+    def _on_register(self, info: dict[str, Any]) -> Any:
+        if not self.accept:
+            return False
+        name = info["ven_name"]
+        ven_id = self.ven_ids.setdefault(name, f"ven-{len(self.ven_ids) + 1}")
+        self.record.registrations.append(ven_id)
+        log.info("VTN: registered %r as %s", name, ven_id)
+        return ven_id, f"reg-{ven_id}"
+
+    def _on_register_report(self, ven_id: str, resource_id: str, measurement: str, unit: str, scale: str,
+                            min_sampling_interval: timedelta, max_sampling_interval: timedelta) -> Any:
+        interval = timedelta(seconds=self.sampling) if self.sampling else min_sampling_interval
+
+        def on_values(values: list[tuple[datetime, float]]) -> None:
+            self.record.report_messages += 1
+            self.record.readings.extend(values)
+            log.info("VTN: received %d reading(s) from %s/%s, last %s", len(values), ven_id, resource_id,
+                     values[-1][1] if values else None)
+
+        return on_values, interval
+
+    async def start(self) -> None:
+        self.server = self._create_server()
+        await self.server.run()
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+
+    def add_event(self, ven_id: str, levels: list[float], start: datetime, interval: timedelta,
+                  signal_name: str = "SIMPLE", signal_type: str = "level", **kwargs: Any) -> str:
+        intervals = [{"dtstart": start + n * interval, "duration": interval, "signal_payload": level}
+                     for n, level in enumerate(levels)]
+        return self.server.add_event(ven_id=ven_id, signal_name=signal_name, signal_type=signal_type,
+                                     intervals=intervals, callback=self._on_opt, **kwargs)
+
+    def _on_opt(self, ven_id: str, event_id: str, opt_type: str) -> None:
+        self.record.opts.append((event_id, opt_type))
+        log.info("VTN: %s answered %s for event %s", ven_id, opt_type, event_id)
+
+    def cancel_event(self, ven_id: str, event_id: str) -> None:
+        self.server.cancel_event(ven_id, event_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# --demo
+
+
+async def run_demo(log_level: str = "INFO") -> int:
+    """VTN + router/meter + gateway in one process on loopback; events repeat every 2 minutes."""
+    from .app import Gateway, run_until_signal
+    from .config import BacnetSettings, MeterSettings, Route, Settings, StateSettings, VenSettings
+
+    vtn = DemoVtn(port=free_port(), poll_freq=2.0)
+    gateway_port = 47808 if udp_port_free(47808) else free_port(socket.SOCK_DGRAM)
+    if gateway_port != 47808:
+        log.warning("UDP 47808 is in use on 127.0.0.1; the demo gateway uses port %d", gateway_port)
+    meter = SimulatedMeter(port=free_port(socket.SOCK_DGRAM, avoid=(gateway_port,)))
+    await vtn.start()
+    await meter.start()
+    settings = Settings(
+        ven=VenSettings(ven_name="demo-ven", vtn_url=vtn.url, request_timeout=5.0, retry_max=10.0),
+        bacnet=BacnetSettings(address="127.0.0.1/8", port=gateway_port, device_id=599,
+                              routes=(Route(12345, meter.host, meter.port),)),
+        meter=MeterSettings(interval=5.0, timeout=2.0),
+        state=StateSettings(directory="./state"),
+        log_level=log_level,
+        source="(demo)",
+    )
+    gateway = Gateway(settings)
+
+    async def schedule_events() -> None:
+        await gateway.link.registered.wait()
+        ven_id = gateway.link.ven_id or "ven-1"
+        first = True
+        while True:
+            start = datetime.now(timezone.utc) + timedelta(seconds=10 if first else 30)
+            event_id = vtn.add_event(ven_id, [1.0, 2.0, 3.0], start, timedelta(seconds=20))
+            log.info("VTN: scheduled demo event %s: levels 1, 2, 3 for 20 s each from %s",
+                     event_id, start.strftime("%H:%M:%S"))
+            first = False
+            await asyncio.sleep(120)
+
+    scheduler = asyncio.create_task(schedule_events())
+
+    async def stop_peers() -> None:
+        scheduler.cancel()
+        await asyncio.gather(scheduler, return_exceptions=True)
+        await meter.stop()
+        await vtn.stop()
+
+    log.info("demo: VTN at %s, router at %s:%d (network 12345, meter 12345:2), gateway BACnet device 599 "
+             "on 127.0.0.1:%d. Ctrl-C stops.", vtn.url, meter.host, meter.port, gateway_port)
+    return await run_until_signal(gateway, extra_stop=stop_peers)

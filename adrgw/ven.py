@@ -1,0 +1,493 @@
+"""The OpenADR 2.0b side: registration with retry, polling, events, and telemetry reports.
+
+openleadr's ``OpenADRClient`` builds, signs and parses the messages; we drive the lifecycle
+ourselves because its ``run()`` has gaps a gateway cannot live with (DESIGN.md section 2):
+
+* ``run()`` gives up when the VTN is down at start (``registration_id=None``) and a second
+  ``run()`` fails with "Session is closed": we retry registration forever with capped backoff.
+* its transport (``_perform_request``) swallows every failure into ``(None, {})`` and has no
+  overall deadline: ``GatewayClient._perform_request`` raises typed errors with a hard timeout and
+  a bounded reply size instead, so callers can tell "delivered" from "lost".
+* its report path calls a callback on a cron and cannot represent a missing reading (None raises,
+  [] makes openleadr's VTN answer 500, NaN fails the schema): we register the report and send
+  oadrUpdateReport ourselves from the sample queue, and a sample leaves the queue only when the
+  VTN answered oadrUpdatedReport with 200.
+* it never applies implied cancellation and has no callback at interval boundaries: events go to
+  ``on_distribution`` (our schedule logic) with the whole list the VTN sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Optional
+
+import aiohttp
+from openleadr import OpenADRClient, enums, errors, objects, utils
+from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
+
+from .config import MeterSettings, VenSettings
+from .telemetry import Sample, SampleQueue
+
+log = logging.getLogger("adrgw.ven")
+
+# A VTN reply larger than this is refused (a DistributeEvent with many events is ~100 kB).
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+# Samples per oadrUpdateReport when draining a backlog: 1 h of 10 s samples, ~60 kB of XML.
+MAX_BATCH = 360
+# First retry delay after a failed registration or delivery; doubled up to [ven] retry_max.
+RETRY_INITIAL = 1.0
+
+
+class VtnError(Exception):
+    """An exchange with the VTN failed; the message is one log line."""
+
+
+class VtnUnreachable(VtnError):
+    pass
+
+
+class VtnHttpError(VtnError):
+    pass
+
+
+class VtnProtocolError(VtnError):
+    pass
+
+
+class NotRegistered(VtnError):
+    """The VTN says we are not (or no longer) registered."""
+
+
+class Backoff:
+    """Capped exponential backoff with +-20 % jitter, so a fleet does not retry in lockstep."""
+
+    def __init__(self, initial: float, cap: float) -> None:
+        self.initial, self.cap = initial, cap
+        self.attempt = 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.initial * (2 ** self.attempt))
+        self.attempt += 1
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class GatewayClient(OpenADRClient):
+    """openleadr's client with a transport that reports failures instead of hiding them."""
+
+    def __init__(self, settings: VenSettings) -> None:
+        super().__init__(
+            ven_name=settings.ven_name, vtn_url=settings.vtn_url, ven_id=settings.ven_id or None,
+            cert=settings.cert, key=settings.key, ca_file=settings.ca_file,
+            vtn_fingerprint=settings.vtn_fingerprint, show_fingerprint=False,
+            disable_signature=settings.disable_signature, check_hostname=settings.check_hostname,
+        )
+        self.request_timeout = settings.request_timeout
+        self._settings = settings
+
+    def _ssl_context(self) -> Optional[ssl.SSLContext]:
+        s = self._settings
+        if not s.vtn_url.startswith("https://"):
+            return None
+        ctx = ssl.create_default_context(cafile=s.ca_file or None)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.check_hostname = s.check_hostname
+        if s.cert and s.key:
+            ctx.load_cert_chain(s.cert, s.key)
+        return ctx
+
+    async def _ensure_client_session(self) -> None:
+        if self.client_session is None or self.client_session.closed:
+            self.client_session = aiohttp.ClientSession(
+                headers={"content-type": "application/xml"},
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout),
+                connector=aiohttp.TCPConnector(ssl=self._ssl_context() or False, limit=4),
+            )
+
+    async def close(self) -> None:
+        if self.client_session is not None and not self.client_session.closed:
+            await self.client_session.close()
+
+    async def _perform_request(self, service: str, message: Any) -> tuple[str, dict[str, Any]]:
+        """POST one message; return (message type, payload) or raise a VtnError subclass.
+
+        Replaces openleadr's version, which returns (None, {}) on every failure and has only
+        socket-level timeouts.
+        """
+        await self._ensure_client_session()
+        url = f"{self.vtn_url}/{service}"
+        log.debug("-> %s %s", url, utils.ensure_str(message))
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                async with self.client_session.post(url, data=message) as resp:
+                    content = await resp.content.read(MAX_REPLY_BYTES + 1)
+                    if len(content) > MAX_REPLY_BYTES:
+                        raise VtnProtocolError(f"{service}: reply larger than {MAX_REPLY_BYTES} bytes refused")
+                    if resp.status != 200:
+                        first = content[:200].decode("utf-8", "replace").splitlines()[:1]
+                        raise VtnHttpError(f"{service}: HTTP {resp.status} {first[0] if first else ''}".rstrip())
+        except TimeoutError:
+            raise VtnUnreachable(f"{service}: no answer within {self.request_timeout:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise VtnUnreachable(f"{service}: {type(exc).__name__}: {exc}") from None
+        except ssl.SSLError as exc:
+            raise VtnUnreachable(f"{service}: TLS: {exc}") from None
+        except OSError as exc:
+            raise VtnUnreachable(f"{service}: {exc}") from None
+        log.debug("<- %s", content.decode("utf-8", "replace"))
+        if not content:
+            # openleadr's VTN answers an oadrResponse from us with an empty 200 body.
+            return "", {}
+        try:
+            tree = validate_xml_schema(content)
+            if self.vtn_fingerprint:
+                validate_xml_signature(tree, cert_fingerprint=self.vtn_fingerprint)
+            message_type, payload = parse_message(content)
+        except errors.FingerprintMismatch as exc:
+            raise VtnProtocolError(f"{service}: VTN certificate not trusted: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - lxml/xmltodict/signxml raise many types
+            raise VtnProtocolError(f"{service}: refused reply: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        return message_type, payload
+
+
+def _response_code(payload: dict[str, Any]) -> Optional[int]:
+    response = payload.get("response") if isinstance(payload, dict) else None
+    code = response.get("response_code") if isinstance(response, dict) else None
+    try:
+        return int(code) if code is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class ReportRequest:
+    report_request_id: str
+    granularity: Optional[timedelta]
+
+
+OptResponse = tuple[str, int, str, int]  # event_id, modification_number, opt_type, response_code
+DistributionHandler = Callable[[list[dict[str, Any]]], list[OptResponse]]
+
+
+class VtnLink:
+    """Keeps the gateway registered, polls, hands events over, and delivers queued samples."""
+
+    def __init__(self, settings: VenSettings, meter: MeterSettings, samples: SampleQueue,
+                 on_distribution: DistributionHandler) -> None:
+        self.settings = settings
+        self.meter = meter
+        self.samples = samples
+        self.on_distribution = on_distribution
+        self.client = GatewayClient(settings)
+        self.registered = asyncio.Event()
+        self.poll_period = timedelta(seconds=10)
+        self.report_specifier_id = f"TELEMETRY_USAGE_{meter.resource_id}"
+        self.r_id = f"{meter.resource_id}_{meter.measurement}"
+        self.report_request: Optional[ReportRequest] = None
+        self._report_ready = asyncio.Event()
+        self._reregister = asyncio.Event()
+        self.last_poll_ok: Optional[datetime] = None
+        self.last_delivery: Optional[datetime] = None
+        self.registration_attempts = 0
+        self.reports_sent = 0
+
+    @property
+    def ven_id(self) -> Optional[str]:
+        return self.client.ven_id
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Register (retrying forever), then poll until the VTN asks us to register again."""
+        backoff = Backoff(RETRY_INITIAL, self.settings.retry_max)
+        reporter = asyncio.create_task(self._deliver_reports(), name="report-delivery")
+        try:
+            while True:
+                self.registration_attempts += 1
+                try:
+                    await self.register()
+                    backoff.reset()
+                    await self.register_reports()
+                    await self.request_events()
+                    await self._poll_until_reregister()
+                except VtnError as exc:
+                    delay = backoff.next()
+                    log.warning("VTN registration attempt %d failed: %s; retrying in %.1f s",
+                                self.registration_attempts, exc, delay)
+                    self._unregister_locally()
+                    await asyncio.sleep(delay)
+                else:
+                    log.info("re-registering with the VTN")
+                    self._unregister_locally()
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)
+            await self.client.close()
+
+    def _unregister_locally(self) -> None:
+        self.registered.clear()
+        self.client.registration_id = None
+        self.report_request = None
+        self._report_ready.clear()
+
+    async def register(self) -> None:
+        """oadrQueryRegistration + oadrCreatePartyRegistration; raises VtnError unless registered."""
+        c = self.client
+        _, query = await c._perform_request(
+            "EiRegisterParty", c._create_message("oadrQueryRegistration", request_id=utils.generate_id()))
+        request_id = (query.get("response") or {}).get("request_id") or utils.generate_id()
+        message_type, payload = await c._perform_request("EiRegisterParty", c._create_message(
+            "oadrCreatePartyRegistration", request_id=request_id, ven_name=c.ven_name, ven_id=c.ven_id,
+            http_pull_model=True, xml_signature=False, report_only=False, profile_name="2.0b",
+            transport_name="simpleHttp", transport_address=None, registration_id=None))
+        code = _response_code(payload)
+        if message_type != "oadrCreatedPartyRegistration" or code != 200:
+            response = payload.get("response") or {}
+            raise NotRegistered(f"registration refused: {message_type} {code} "
+                                f"{response.get('response_description', '')}".rstrip())
+        if not payload.get("registration_id") or not payload.get("ven_id"):
+            raise NotRegistered("registration reply without registrationID or venID")
+        if c.ven_id and payload["ven_id"] != c.ven_id:
+            log.warning("VTN assigned venID %s instead of the configured %s", payload["ven_id"], c.ven_id)
+        c.ven_id = payload["ven_id"]
+        c.registration_id = payload["registration_id"]
+        freq = payload.get("requested_oadr_poll_freq")
+        if isinstance(freq, timedelta) and freq > timedelta(0):
+            # 1 s is the practical floor; more than a day is not supported by OpenADR profiles.
+            self.poll_period = min(max(freq, timedelta(seconds=1)), timedelta(hours=24))
+        log.info("registered with the VTN as venID %s (registrationID %s), polling every %s s",
+                 c.ven_id, c.registration_id, self.poll_period.total_seconds())
+        self.registered.set()
+
+    def _metadata_report(self) -> objects.Report:
+        m = self.meter
+        unit, scale = m.oadr_unit_scale
+        base = enums.MEASUREMENTS[m.measurement.upper()]
+        measurement = objects.Measurement(name=base.name, description=base.description, unit=unit,
+                                          acceptable_units=base.acceptable_units, scale=scale,
+                                          power_attributes=base.power_attributes)
+        target = objects.Target(resource_id=m.resource_id)
+        period = timedelta(seconds=m.interval)
+        description = objects.ReportDescription(
+            r_id=self.r_id, market_context=None, reading_type=enums.READING_TYPE.DIRECT_READ,
+            report_subject=target, report_data_source=target, report_type=enums.REPORT_TYPE.READING,
+            sampling_rate=objects.SamplingRate(min_period=period, max_period=period, on_change=False),
+            measurement=measurement)
+        return objects.Report(report_specifier_id=self.report_specifier_id,
+                              report_name=enums.REPORT_NAME.METADATA_TELEMETRY_USAGE,
+                              report_descriptions=[description], created_date_time=datetime.now(timezone.utc),
+                              duration=timedelta(hours=1), dtstart=datetime.now(timezone.utc))
+
+    async def register_reports(self) -> None:
+        c = self.client
+        report = self._metadata_report()
+        _, payload = await c._perform_request("EiReport", c._create_message(
+            "oadrRegisterReport", request_id=utils.generate_id(), ven_id=c.ven_id,
+            reports=[report], report_request_id=0))
+        requests = payload.get("report_requests") or []
+        if requests:
+            await self._accept_report_requests(payload)
+        else:
+            log.warning("the VTN did not request the telemetry report yet; samples are kept until it does")
+
+    async def _accept_report_requests(self, payload: dict[str, Any]) -> None:
+        """Take the VTN's oadrReportRequest(s) for our report and confirm with oadrCreatedReport."""
+        c = self.client
+        pending = []
+        for request in payload.get("report_requests") or []:
+            specifier = request.get("report_specifier") or {}
+            request_id = request.get("report_request_id")
+            pending.append({"report_request_id": request_id})
+            if specifier.get("report_specifier_id") == self.report_specifier_id and request_id:
+                granularity = specifier.get("granularity")
+                self.report_request = ReportRequest(str(request_id), granularity
+                                                    if isinstance(granularity, timedelta) else None)
+                self._report_ready.set()
+                log.info("VTN requested telemetry report %s (reportRequestID %s)",
+                         self.report_specifier_id, request_id)
+            else:
+                log.warning("VTN requested unknown report %r; ignored", specifier.get("report_specifier_id"))
+        request_id = payload.get("request_id") or (payload.get("response") or {}).get("request_id") \
+            or utils.generate_id()
+        await c._perform_request("EiReport", c._create_message(
+            "oadrCreatedReport", response={"response_code": 200, "response_description": "OK",
+                                           "request_id": request_id},
+            ven_id=c.ven_id, pending_reports=pending))
+
+    async def request_events(self) -> None:
+        c = self.client
+        message_type, payload = await c._perform_request("EiEvent", c._create_message(
+            "oadrRequestEvent", request_id=utils.generate_id(), ven_id=c.ven_id, reply_limit=None))
+        if message_type == "oadrDistributeEvent":
+            await self._handle_distribution(payload)
+
+    # -- polling ----------------------------------------------------------------------------
+
+    async def _poll_until_reregister(self) -> None:
+        c = self.client
+        loop = asyncio.get_running_loop()
+        failures = 0
+        next_at = loop.time()
+        while not self._reregister.is_set():
+            try:
+                message_type, payload = await c._perform_request(
+                    "OadrPoll", c._create_message("oadrPoll", ven_id=c.ven_id))
+            except VtnError as exc:
+                failures += 1
+                if failures == 1 or failures % 30 == 0:
+                    log.warning("VTN poll failed (%d in a row): %s", failures, exc)
+            else:
+                if failures:
+                    log.info("VTN answers polls again after %d failure(s)", failures)
+                failures = 0
+                self.last_poll_ok = datetime.now(timezone.utc)
+                if await self._dispatch(message_type, payload):
+                    continue  # the VTN may have more queued: ask again right away
+            next_at = max(next_at + self.poll_period.total_seconds(), loop.time())
+            try:
+                await asyncio.wait_for(self._reregister.wait(), next_at - loop.time())
+            except asyncio.TimeoutError:
+                pass
+        self._reregister.clear()
+
+    async def _dispatch(self, message_type: str, payload: dict[str, Any]) -> bool:
+        """Handle one polled message; True when it carried something (poll again at once)."""
+        c = self.client
+        if message_type == "":
+            return False
+        if message_type == "oadrResponse":
+            code = _response_code(payload)
+            if code is not None and code != 200:
+                # 452 and friends: the VTN does not know this venID (e.g. it lost its state).
+                log.warning("VTN answered the poll with %s %s; registering again", code,
+                            (payload.get("response") or {}).get("response_description", ""))
+                self._reregister.set()
+            return False
+        if message_type == "oadrDistributeEvent":
+            await self._handle_distribution(payload)
+        elif message_type == "oadrCreateReport":
+            await self._accept_report_requests(payload)
+        elif message_type == "oadrRequestReregistration":
+            log.info("VTN requested re-registration")
+            await c._perform_request("EiRegisterParty", c._create_message(
+                "oadrResponse", ven_id=c.ven_id, response={"response_code": 200, "response_description": "OK",
+                                                          "request_id": None}))
+            self._reregister.set()
+        elif message_type == "oadrCancelPartyRegistration":
+            log.warning("VTN cancelled our registration; registering again")
+            await c._perform_request("EiRegisterParty", c._create_message(
+                "oadrCanceledPartyRegistration", ven_id=c.ven_id, registration_id=c.registration_id,
+                response={"response_code": 200, "response_description": "OK",
+                          "request_id": payload.get("request_id")}))
+            self._reregister.set()
+        elif message_type == "oadrCancelReport":
+            request_id = payload.get("report_request_id")
+            log.info("VTN cancelled report request %s", request_id)
+            if self.report_request and self.report_request.report_request_id == request_id:
+                self.report_request = None
+                self._report_ready.clear()
+            await c._perform_request("EiReport", c._create_message(
+                "oadrCanceledReport", ven_id=c.ven_id, report_request_id=request_id, pending_reports=[],
+                response={"response_code": 200, "response_description": "OK",
+                          "request_id": payload.get("request_id")}))
+        elif message_type == "oadrRegisterReport":
+            # The VTN offering its own reports: not used by a gateway; answer politely, request none.
+            await c._perform_request("EiReport", c._create_message(
+                "oadrRegisteredReport", ven_id=c.ven_id, report_requests=[],
+                response={"response_code": 200, "response_description": "OK",
+                          "request_id": payload.get("request_id")}))
+        else:
+            log.warning("ignored unexpected %s from the VTN", message_type)
+            return False
+        return True
+
+    async def _handle_distribution(self, payload: dict[str, Any]) -> None:
+        events = payload.get("events") or []
+        if not isinstance(events, list):
+            log.warning("refused oadrDistributeEvent: events is not a list")
+            return
+        responses = self.on_distribution(events)
+        required = {str((e.get("event_descriptor") or {}).get("event_id")): e.get("response_required")
+                    for e in events if isinstance(e, dict)}
+        event_responses = [
+            {"response_code": code, "response_description": "OK" if code == 200 else "ERROR",
+             "request_id": payload.get("request_id"), "event_id": event_id,
+             "modification_number": mod, "opt_type": opt}
+            for event_id, mod, opt, code in responses if required.get(event_id, "always") == "always"]
+        if not event_responses:
+            return
+        c = self.client
+        await c._perform_request("EiEvent", c._create_message(
+            "oadrCreatedEvent", ven_id=c.ven_id, event_responses=event_responses,
+            response={"response_code": 200, "response_description": "OK",
+                      "request_id": payload.get("request_id")}))
+
+    # -- telemetry delivery -------------------------------------------------------------------
+
+    async def _deliver_reports(self) -> None:
+        """Send queued samples oldest first, in batches; a batch is removed only once acknowledged."""
+        backoff = Backoff(RETRY_INITIAL, self.settings.retry_max)
+        failures = 0
+        while True:
+            await self.samples.wait()
+            await self._report_ready.wait()
+            batch = self.samples.peek(MAX_BATCH)
+            if not batch:
+                continue
+            try:
+                await self.send_report(batch)
+            except VtnError as exc:
+                failures += 1
+                delay = backoff.next()
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("report delivery failed (%d in a row, %d sample(s) kept): %s; retry in %.1f s",
+                                failures, len(self.samples), exc, delay)
+                if isinstance(exc, NotRegistered):
+                    self._reregister.set()
+                await asyncio.sleep(delay)
+                continue
+            self.samples.ack(batch)
+            backoff.reset()
+            if failures:
+                log.info("report delivery works again after %d failure(s)", failures)
+            failures = 0
+
+    async def send_report(self, batch: list[Sample]) -> None:
+        request = self.report_request
+        if request is None:
+            raise VtnProtocolError("no report request from the VTN")
+        c = self.client
+        granularity = request.granularity or timedelta(seconds=self.meter.interval)
+        intervals = [objects.ReportInterval(dtstart=s.timestamp, duration=granularity,
+                                            report_payload=objects.ReportPayload(r_id=self.r_id, value=s.value))
+                     for s in batch]
+        report = objects.Report(report_specifier_id=self.report_specifier_id,
+                                report_request_id=request.report_request_id,
+                                report_name=enums.REPORT_NAME.TELEMETRY_USAGE, intervals=intervals,
+                                dtstart=batch[0].timestamp,
+                                duration=batch[-1].timestamp - batch[0].timestamp + granularity,
+                                created_date_time=datetime.now(timezone.utc))
+        message_type, payload = await c._perform_request("EiReport", c._create_message(
+            "oadrUpdateReport", ven_id=c.ven_id, request_id=utils.generate_id(), reports=[report]))
+        code = _response_code(payload)
+        if message_type != "oadrUpdatedReport" or code not in (None, 200):
+            if code in (452, 463):
+                raise NotRegistered(f"report refused: {code}")
+            raise VtnProtocolError(f"report not acknowledged: {message_type} {code}")
+        self.reports_sent += 1
+        self.last_delivery = datetime.now(timezone.utc)
+        log.info("report delivered: %d sample(s) %s .. %s", len(batch), batch[0].timestamp.isoformat(),
+                 batch[-1].timestamp.isoformat())
+        cancel = payload.get("cancel_report")
+        if cancel:
+            log.info("VTN cancelled the report in its acknowledgement")
+            self.report_request = None
+            self._report_ready.clear()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -30,7 +31,7 @@ from bacpypes3.local.cov import COVIncrementCriteria
 from bacpypes3.local.object import Object as _LocalObject
 from bacpypes3.object import AnalogValueObject as _AnalogValueObject
 from bacpypes3.pdu import Address
-from bacpypes3.primitivedata import ObjectIdentifier
+from bacpypes3.primitivedata import ObjectIdentifier, Real
 
 from .config import BacnetSettings, PointSettings, Route
 
@@ -64,6 +65,20 @@ class ReadOnlyAnalogValue(_LocalObject, _AnalogValueObject):  # type: ignore[mis
                              priority: Optional[int] = None) -> None:
         log.info("refused a network write to %s %s", self.objectName, attr)
         raise ExecutionError(errorClass="property", errorCode="writeAccessDenied")
+
+
+def real_to_float(value: float) -> float:
+    """The shortest decimal that is the same IEEE single as ``value``.
+
+    A BACnet REAL is 32-bit: 99.97 on the meter arrives as 99.97000122070312. Reporting 99.97 is
+    the same number the meter holds, not a rounding of it.
+    """
+    single = struct.unpack("<f", struct.pack("<f", value))[0]
+    for digits in range(6, 10):
+        text = f"{single:.{digits}g}"
+        if struct.unpack("<f", struct.pack("<f", float(text)))[0] == single:
+            return float(text)
+    return single
 
 
 class MeterReadError(Exception):
@@ -200,7 +215,6 @@ class GatewayDevice:
             raise MeterReadError(f"{type(exc).__name__}: {exc}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise MeterReadError(f"not a number: {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
+        if not math.isfinite(float(value)):
             raise MeterReadError(f"not a finite number: {value!r}")
-        return value
+        return real_to_float(float(value)) if isinstance(value, Real) else float(value)

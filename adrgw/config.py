@@ -258,7 +258,7 @@ def _number(kind: Callable[[str], T], low: float, high: float) -> Callable[[str]
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{text!r} is not a finite number")
         if not low <= value <= high:  # type: ignore[operator]
-            raise ValueError(f"{value} is out of range {low:g}..{high:g}")
+            raise ValueError(f"{value} is out of range {low:.15g}..{high:.15g}")
         return value
 
     return parse

@@ -1,0 +1,195 @@
+"""The pure schedule: levels inside/outside intervals, exact boundaries, next wake-up, merging."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from adrgw.schedule import Event, Interval, active, evaluate, event_from_oadr, merge, next_boundary
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def ev(event_id: str, levels: list[float], start: datetime = T0, step: float = 60, mod: int = 0,
+       priority: int = 0, cancelled: bool = False, seq: int = 0) -> Event:
+    intervals = tuple(Interval(start + timedelta(seconds=n * step), start + timedelta(seconds=(n + 1) * step), lvl)
+                      for n, lvl in enumerate(levels))
+    return Event(event_id, mod, intervals, priority=priority, cancelled=cancelled, seq=seq)
+
+
+def oadr(event_id: str = "e1", levels: tuple[float, ...] = (1.0, 2.0, 3.0), start: datetime = T0,
+         step: timedelta = timedelta(minutes=1), mod: int = 0, status: str = "far",
+         signals: list | None = None) -> dict:
+    if signals is None:
+        signals = [{"signal_name": "SIMPLE", "signal_type": "level",
+                    "intervals": [{"dtstart": start + n * step, "duration": step, "signal_payload": lvl, "uid": n}
+                                  for n, lvl in enumerate(levels)]}]
+    return {"event_descriptor": {"event_id": event_id, "modification_number": mod, "event_status": status,
+                                 "priority": 0, "test_event": False},
+            "active_period": {"dtstart": start, "duration": step * len(levels)},
+            "event_signals": signals, "targets": [], "response_required": "always"}
+
+
+# -- examples -------------------------------------------------------------------------------------
+
+def test_three_intervals_step_through_levels_at_exact_boundaries() -> None:
+    events = [ev("e", [1, 2, 3])]
+    assert evaluate(events, T0 - timedelta(microseconds=1)).level == 0
+    assert evaluate(events, T0).level == 1
+    assert evaluate(events, T0 + timedelta(seconds=59.999999)).level == 1
+    assert evaluate(events, T0 + timedelta(seconds=60)).level == 2
+    assert evaluate(events, T0 + timedelta(seconds=120)).level == 3
+    assert evaluate(events, T0 + timedelta(seconds=180)).level == 0
+
+
+def test_next_change_walks_the_boundaries() -> None:
+    events = [ev("e", [1, 2, 3])]
+    now = T0 - timedelta(hours=1)
+    seen = []
+    while (state := evaluate(events, now)).next_change is not None:
+        seen.append(state.next_change)
+        now = state.next_change
+    assert seen == [T0 + timedelta(seconds=s) for s in (0, 60, 120, 180)]
+
+
+def test_cancelled_event_has_no_level_and_no_wakeups() -> None:
+    events = [ev("e", [1, 2], cancelled=True)]
+    assert evaluate(events, T0 + timedelta(seconds=1)) .level == 0
+    assert next_boundary(events, T0 - timedelta(seconds=1)) is None
+
+
+def test_priority_lowest_nonzero_wins_zero_is_lowest_ties_to_most_recent() -> None:
+    a = ev("a", [5], priority=0, seq=9)
+    b = ev("b", [2], priority=3, seq=1)
+    c = ev("c", [1], priority=1, seq=0)
+    assert active([a, b, c], T0)[0].event_id == "c"
+    assert active([a, b], T0)[0].event_id == "b"
+    newer = ev("d", [7], priority=3, seq=5)
+    assert active([b, newer], T0)[0].event_id == "d"
+
+
+def test_event_from_oadr_prefers_simple_signal_else_first() -> None:
+    other = {"signal_name": "ELECTRICITY_PRICE", "signal_type": "price",
+             "intervals": [{"dtstart": T0, "duration": timedelta(minutes=1), "signal_payload": 0.3}]}
+    simple = {"signal_name": "SIMPLE", "signal_type": "level",
+              "intervals": [{"dtstart": T0, "duration": timedelta(minutes=1), "signal_payload": 2.0}]}
+    assert event_from_oadr(oadr(signals=[other, simple])).intervals[0].level == 2.0
+    assert event_from_oadr(oadr(signals=[other])).intervals[0].level == 0.3
+
+
+def test_event_from_oadr_fills_missing_interval_starts_from_active_period() -> None:
+    event = oadr(levels=(1, 2))
+    for n, interval in enumerate(event["event_signals"][0]["intervals"]):
+        del interval["dtstart"]
+    parsed = event_from_oadr(event)
+    assert [i.start for i in parsed.intervals] == [T0, T0 + timedelta(minutes=1)]
+
+
+def test_event_from_oadr_open_ended_last_interval() -> None:
+    event = oadr(levels=(1, 2))
+    event["event_signals"][0]["intervals"][1]["duration"] = timedelta(0)
+    parsed = event_from_oadr(event)
+    assert parsed.intervals[1].end is None
+    assert evaluate([parsed], T0 + timedelta(days=30)).level == 2
+
+
+def test_event_from_oadr_cancelled_status() -> None:
+    assert event_from_oadr(oadr(status="cancelled")).cancelled
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda e: e.pop("event_descriptor"), "event_descriptor"),
+    (lambda e: e.update(event_signals=[]), "no signals"),
+    (lambda e: e["event_signals"][0].update(intervals=[]), "no intervals"),
+    (lambda e: e["event_signals"][0]["intervals"][0].update(signal_payload="x"), "not a number"),
+    (lambda e: e["event_signals"][0]["intervals"][0].update(signal_payload=float("nan")), "not finite"),
+    (lambda e: e["event_signals"][0]["intervals"][0].update(duration=timedelta(seconds=-5)), "negative"),
+    (lambda e: e["event_signals"][0]["intervals"][0].update(dtstart="tomorrow"), "not a date-time"),
+    (lambda e: e["event_descriptor"].update(modification_number=-1), "modification_number"),
+])
+def test_event_from_oadr_refuses_malformed(mutate, message) -> None:
+    event = oadr()
+    mutate(event)
+    with pytest.raises(ValueError, match=message):
+        event_from_oadr(event)
+
+
+def test_merge_modification_replaces_lower_ignored_and_implied_cancel() -> None:
+    held, changes = merge({}, [ev("a", [1]), ev("b", [2])], seq=0)
+    assert [c.kind for c in changes] == ["new", "new"]
+    held, changes = merge(held, [ev("a", [4], mod=1), ev("b", [2])], seq=2)
+    assert held["a"].intervals[0].level == 4 and [c.kind for c in changes] == ["modified", "unchanged"]
+    held, changes = merge(held, [ev("a", [9], mod=0), ev("b", [2])], seq=4)
+    assert held["a"].intervals[0].level == 4 and changes[0].kind == "stale"
+    held, changes = merge(held, [ev("b", [2], mod=1, cancelled=True)], seq=6)
+    assert "a" not in held and {c.kind for c in changes} == {"cancelled", "removed"}
+    # a malformed (unparsed) event that is still listed keeps its last good version
+    held2, _ = merge({"x": ev("x", [1])}, [], seq=8, listed={"x"})
+    assert "x" in held2
+
+
+# -- properties -------------------------------------------------------------------------------------
+
+levels_st = st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1, max_size=6)
+steps_st = st.integers(min_value=1, max_value=3600)
+offset_st = st.integers(min_value=-7200, max_value=7200)
+
+
+@st.composite
+def events_st(draw) -> list[Event]:
+    count = draw(st.integers(min_value=0, max_value=4))
+    return [ev(f"e{n}", draw(levels_st), start=T0 + timedelta(seconds=draw(offset_st)), step=draw(steps_st),
+               priority=draw(st.integers(0, 3)), cancelled=draw(st.booleans()), seq=n)
+            for n in range(count)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(levels=levels_st, step=steps_st, offset_us=st.integers(min_value=-10**10, max_value=10**10))
+def test_single_event_level_is_payload_inside_and_zero_outside(levels, step, offset_us) -> None:
+    event = ev("e", levels, step=step)
+    now = T0 + timedelta(microseconds=offset_us)
+    expected = 0.0
+    for n, level in enumerate(levels):
+        if T0 + timedelta(seconds=n * step) <= now < T0 + timedelta(seconds=(n + 1) * step):
+            expected = level
+    assert evaluate([event], now).level == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(levels=levels_st, step=steps_st, n=st.integers(min_value=0, max_value=5))
+def test_boundaries_are_exact(levels, step, n) -> None:
+    assume(n < len(levels))
+    event = ev("e", levels, step=step)
+    boundary = T0 + timedelta(seconds=n * step)
+    assert evaluate([event], boundary).level == levels[n]
+    before = levels[n - 1] if n > 0 else 0.0
+    assert evaluate([event], boundary - timedelta(microseconds=1)).level == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=events_st(), offset_us=st.integers(min_value=-10**10, max_value=10**10))
+def test_next_wakeup_is_the_next_boundary_and_nothing_changes_before_it(events, offset_us) -> None:
+    now = T0 + timedelta(microseconds=offset_us)
+    state = evaluate(events, now)
+    boundaries = sorted({b for e in events if not e.cancelled for i in e.intervals
+                         for b in (i.start, i.end) if b is not None and b > now})
+    assert state.next_change == (boundaries[0] if boundaries else None)
+    # Just before the next boundary (or much later when none), the level is unchanged.
+    probe = (state.next_change - timedelta(microseconds=1)) if state.next_change else now + timedelta(days=365)
+    if probe >= now:
+        assert evaluate(events, probe).level == state.level
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=events_st(), offset_us=st.integers(min_value=-10**10, max_value=10**10))
+def test_level_is_zero_or_a_payload_of_an_active_uncancelled_event(events, offset_us) -> None:
+    now = T0 + timedelta(microseconds=offset_us)
+    state = evaluate(events, now)
+    candidates = {i.level for e in events if not e.cancelled for i in e.intervals if i.contains(now)}
+    if candidates:
+        assert state.level in candidates and state.event_id is not None
+    else:
+        assert state.level == 0.0 and state.event_id is None

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up what the tests need (idempotent) and runs the whole suite.
+#   .venv          Python 3.11 with the gateway's pinned requirements and the test tools
+#   .venv-interop  Python >= 3.13 with bac-py, the independent BACnet client of the interop test
+# Extra arguments go to pytest. Fails when no test ran (pytest exit 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/pip install --disable-pip-version-check -q -r requirements-dev.txt
+
+if [ ! -x .venv-interop/bin/python ]; then
+  PY313=${PY313:-}
+  for candidate in "$PY313" python3.13 /root/.pyenv/versions/3.13.0/bin/python "$HOME/.pyenv/versions/3.13.0/bin/python"; do
+    if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1; then PY313=$candidate; break; fi
+  done
+  if [ -z "$PY313" ]; then
+    echo "tests/run.sh: no Python 3.13 found for the bac-py interop client (set PY313=/path/to/python3.13)" >&2
+    exit 1
+  fi
+  "$PY313" -m venv .venv-interop
+fi
+.venv-interop/bin/pip install --disable-pip-version-check -q -r tests/interop/requirements.txt
+
+set +e
+.venv/bin/python -m pytest "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+  echo "tests/run.sh: pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$code"

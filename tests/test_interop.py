@@ -1,0 +1,52 @@
+"""Interop: bac-py, an independent BACnet stack (Python 3.13), discovers the gateway with Who-Is,
+finds ADR-Event-Level by name, reads it, and is refused when it writes it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from adrgw.demo import free_port
+
+from .conftest import gateway_settings
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = ROOT / "tests" / "interop" / "bacpy_probe.py"
+
+
+def interop_python() -> str:
+    """The Python 3.13 venv with bac-py that .ci/run (and the README) create."""
+    path = os.environ.get("ADRGW_INTEROP_PYTHON") or str(ROOT / ".venv-interop" / "bin" / "python")
+    if not os.path.exists(path):
+        message = (f"bac-py interpreter not found at {path}: create it with "
+                   "/root/.pyenv/versions/3.13.0/bin/python -m venv .venv-interop && "
+                   ".venv-interop/bin/pip install -r tests/interop/requirements.txt")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+async def test_bac_py_discovers_reads_and_cannot_write_the_level(vtn, meter, start_gateway, tmp_path) -> None:
+    python = interop_python()
+    gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+    gateway.device.set_level(2.0)
+    port = gateway.settings.bacnet.port
+    proc = await asyncio.create_subprocess_exec(
+        python, str(PROBE), f"127.0.0.1:{port}", str(gateway.settings.bacnet.device_id), "ADR-Event-Level",
+        str(free_port(socket.SOCK_DGRAM, avoid=(port,))),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["i_am"] == [599]
+    assert "ANALOG_VALUE" in result["found"] and "instance_number=1" in result["found"]
+    assert result["present_value"] == 2.0
+    assert "WRITE_ACCESS_DENIED" in result["write"]
+    assert result["present_value_after_write"] == 2.0

@@ -13,9 +13,12 @@ fi
 .venv/bin/pip install --disable-pip-version-check -q -r requirements-dev.txt
 
 if [ ! -x .venv-interop/bin/python ]; then
-  PY313=${PY313:-}
-  for candidate in "$PY313" python3.13 /root/.pyenv/versions/3.13.0/bin/python "$HOME/.pyenv/versions/3.13.0/bin/python"; do
-    if [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1; then PY313=$candidate; break; fi
+  WANT=${PY313:-}
+  PY313=
+  for candidate in "$WANT" python3.13 /root/.pyenv/versions/3.13.0/bin/python "$HOME/.pyenv/versions/3.13.0/bin/python"; do
+    if [ -n "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info >= (3, 13)' >/dev/null 2>&1; then
+      PY313=$candidate; break
+    fi
   done
   if [ -z "$PY313" ]; then
     echo "tests/run.sh: no Python 3.13 found for the bac-py interop client (set PY313=/path/to/python3.13)" >&2

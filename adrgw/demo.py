@@ -248,6 +248,10 @@ async def run_demo(log_level: str = "INFO") -> int:
     from .app import Gateway, run_until_signal
     from .config import BacnetSettings, MeterSettings, Route, Settings, StateSettings, VenSettings
 
+    if log_level != "DEBUG":
+        # The in-process VTN's own openleadr warnings (e.g. "current_value ... will be corrected" for
+        # every pending SIMPLE event) are about the demo VTN, not the gateway: keep them out.
+        logging.getLogger("openleadr").setLevel(logging.ERROR)
     vtn = DemoVtn(port=free_port(), poll_freq=2.0)
     gateway_port = 47808 if udp_port_free(47808) else free_port(socket.SOCK_DGRAM)
     if gateway_port != 47808:

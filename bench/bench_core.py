@@ -1,0 +1,175 @@
+"""Core figures of the gateway, measured with the real peers on loopback.
+
+* boundary lag: scheduled interval boundary -> a BACnet client (bacpypes3, its own port, polling
+  every 2 ms) sees the new ADR-Event-Level;
+* meter period error: actual start of each meter read - its cadence instant;
+* RSS and CPU of ``bacnet_server_ven.py --demo`` (a separate process) after it settled.
+
+Run:  .venv/bin/python bench/bench_core.py            (about 2.5 minutes)
+      .venv/bin/python bench/bench_core.py --quick    (smoke run, a few seconds of each)
+Prints median / p95 / max and writes bench/results/core.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ["HOME"] = tempfile.mkdtemp(prefix="adrgw-bench-home-")  # BAC0 writes ~/.BAC0
+sys.path.insert(0, str(ROOT))
+
+from adrgw import logsetup  # noqa: E402
+from adrgw.app import Gateway  # noqa: E402
+from adrgw.config import BacnetSettings, MeterSettings, Route, Settings, VenSettings  # noqa: E402
+from adrgw.demo import DemoVtn, SimulatedMeter, free_port  # noqa: E402
+
+
+def figures(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"n": len(values), "median": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
+
+
+def show(name: str, unit: str, f: dict[str, float]) -> None:
+    if not f.get("n"):
+        print(f"{name}: no data")
+        return
+    print(f"{name}: n={f['n']} median={f['median']:.2f} {unit} p95={f['p95']:.2f} {unit} max={f['max']:.2f} {unit}")
+
+
+async def boundary_and_cadence(intervals: int, meter_seconds: float) -> dict[str, object]:
+    from bacpypes3.app import Application
+    from bacpypes3.basetypes import PropertyIdentifier
+    from bacpypes3.local.device import DeviceObject
+    from bacpypes3.local.networkport import NetworkPortObject
+    from bacpypes3.pdu import Address
+    from bacpypes3.primitivedata import ObjectIdentifier
+
+    vtn = DemoVtn(port=free_port(), poll_freq=1.0)
+    meter = SimulatedMeter(port=free_port(socket.SOCK_DGRAM))
+    await vtn.start()
+    await meter.start()
+    gw_port = free_port(socket.SOCK_DGRAM, avoid=(meter.port,))
+    settings = Settings(
+        ven=VenSettings(ven_name="bench-ven", vtn_url=vtn.url, request_timeout=3, retry_max=2),
+        bacnet=BacnetSettings(address="127.0.0.1/8", port=gw_port, routes=(Route(12345, "127.0.0.1", meter.port),)),
+        meter=MeterSettings(interval=1.0, timeout=0.5), source="(bench)")
+    gateway = Gateway(settings)
+    read_starts: list[float] = []
+    original = gateway._read_meter
+
+    async def timed_read() -> float:
+        read_starts.append(time.time())
+        return await original()
+
+    gateway.sampler._read = timed_read
+    await gateway.start()
+    client = Application.from_object_list([
+        DeviceObject(objectIdentifier=("device", 3002), objectName="bench-client", vendorIdentifier=999),
+        NetworkPortObject(f"127.0.0.1/8:{free_port(socket.SOCK_DGRAM, avoid=(gw_port, meter.port))}",
+                          objectIdentifier=("network-port", 1), objectName="NP1")])
+    lags: list[float] = []
+    try:
+        await asyncio.wait_for(gateway.link.registered.wait(), 10)
+        step = timedelta(seconds=2)
+        start = datetime.now(timezone.utc) + timedelta(seconds=3)
+        levels = [float(n % 3 + 1) for n in range(intervals)] + []
+        vtn.add_event(gateway.link.ven_id, levels, start, step)
+        boundaries = [start + n * step for n in range(intervals + 1)]
+        expected = levels + [0.0]
+        address = Address(f"127.0.0.1:{gw_port}")
+        oid, pv = ObjectIdentifier("analog-value,1"), PropertyIdentifier("present-value")
+        index = 0
+        last = None
+        deadline = time.time() + 5 + intervals * 2 + 3
+        while index < len(boundaries) and time.time() < deadline:
+            value = float(await client.read_property(address, oid, pv))
+            now = datetime.now(timezone.utc)
+            if value != last and now >= boundaries[index] and value == expected[index]:
+                lags.append((now - boundaries[index]).total_seconds() * 1000)
+                index += 1
+            last = value
+            await asyncio.sleep(0.002)
+        remaining = meter_seconds - (time.time() - read_starts[0] if read_starts else 0)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+    finally:
+        client.close()
+        await gateway.stop()
+        await meter.stop()
+        await vtn.stop()
+    errors = [(t - round(t)) * 1000 for t in read_starts]
+    periods = [(b - a) * 1000 - 1000 for a, b in zip(read_starts, read_starts[1:])]
+    return {"boundary_lag_ms": figures(lags), "read_start_offset_ms": figures(errors),
+            "period_error_ms": figures([abs(p) for p in periods]),
+            "boundaries_seen": len(lags), "boundaries_expected": intervals + 1}
+
+
+async def demo_cost(settle: float, measure: float) -> dict[str, object]:
+    home = tempfile.mkdtemp(prefix="adrgw-bench-demo-")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "bacnet_server_ven.py"), "--demo", "--log-level", "WARNING",
+        cwd=home, env=dict(os.environ, HOME=home), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    def rss_mb() -> float:
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    try:
+        await asyncio.sleep(settle)
+        cpu0, t0 = cpu_seconds(), time.monotonic()
+        await asyncio.sleep(measure)
+        cpu1, t1 = cpu_seconds(), time.monotonic()
+        return {"demo_rss_mb": round(rss_mb(), 1), "demo_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
+                "measured_seconds": round(t1 - t0, 1)}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 15)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    args = parser.parse_args()
+    logsetup.setup("WARNING")
+    intervals, meter_seconds, settle, measure = (2, 4, 3, 3) if args.quick else (20, 60, 20, 60)
+    result: dict[str, object] = {"machine": f"{platform.machine()} {os.cpu_count()} cores, "
+                                            f"Python {platform.python_version()}, {platform.platform()}",
+                                 "quick": args.quick}
+    result.update(await boundary_and_cadence(intervals, meter_seconds))
+    result.update(await demo_cost(settle, measure))
+    print(result["machine"])
+    show("interval-boundary lag (BACnet client view, 2 ms polling)", "ms", result["boundary_lag_ms"])  # type: ignore[arg-type]
+    show("meter read start - cadence instant", "ms", result["read_start_offset_ms"])  # type: ignore[arg-type]
+    show("meter period error |period - 1 s|", "ms", result["period_error_ms"])  # type: ignore[arg-type]
+    print(f"--demo: RSS {result['demo_rss_mb']} MB, CPU {result['demo_cpu_percent']} % of one core "
+          f"(over {result['measured_seconds']} s)")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ("core-quick.json" if args.quick else "core.json")).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

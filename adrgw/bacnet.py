@@ -81,6 +81,10 @@ def real_to_float(value: float) -> float:
     return single
 
 
+class BacnetStartError(Exception):
+    """The BACnet/IP port could not be opened; the message is one line for the operator."""
+
+
 class MeterReadError(Exception):
     """A meter read that produced no usable value; the message says why, for the log."""
 
@@ -115,6 +119,7 @@ class GatewayDevice:
     async def start(self) -> None:
         """Open the UDP port, create the points, load static routes, announce with I-Am."""
         import BAC0
+        from BAC0.core.io.IOExceptions import InitializationError
 
         quiet_bac0_logging(logging.getLogger().getEffectiveLevel()
                            if log.isEnabledFor(logging.DEBUG) else logging.WARNING)
@@ -125,9 +130,13 @@ class GatewayDevice:
             kwargs.update(bbmdAddress=s.bbmd, bbmdTTL=s.bbmd_ttl)
         try:
             self._bacnet = BAC0.start(**kwargs)
-        except OSError as exc:
-            raise OSError(f"cannot open BACnet/IP port {s.ip}:{s.port}: {exc.strerror or exc} "
-                          "(is another BACnet application using it? set [bacnet] port)") from None
+        except (OSError, InitializationError) as exc:
+            # BAC0 probes the socket itself and raises InitializationError with a long hint about
+            # 47808 whatever the port: say what is wrong in our words, as one line.
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else "cannot bind"
+            raise BacnetStartError(
+                f"cannot open BACnet/IP port {s.ip}:{s.port} ({detail}): another BACnet application "
+                "may be using it, or [bacnet] address is not an address of this host") from None
         # BAC0.start's context manager waits for its own I-Am task; wait the same way, bounded.
         for _ in range(100):
             if getattr(self._bacnet, "_initialized", False):

@@ -36,11 +36,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     from . import logsetup
 
+    from .bacnet import BacnetStartError
+
     if args.demo:
         logsetup.setup(args.log_level or "INFO")
         from .demo import run_demo
 
-        return asyncio.run(run_demo(args.log_level or "INFO"))
+        try:
+            return asyncio.run(run_demo(args.log_level or "INFO"))
+        except BacnetStartError as exc:
+            print(f"bacnet_server_ven.py: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
 
     try:
         settings = load(args.config)
@@ -57,6 +63,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         return asyncio.run(run_until_signal(Gateway(settings)))
-    except OSError as exc:
+    except BacnetStartError as exc:
         print(f"bacnet_server_ven.py: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -54,8 +54,9 @@ class SimulatedMeter:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 47809, network: int = 12345, mac: int = 2,
-                 instance: int = 2, base_value: float = 95.0) -> None:
+                 instance: int = 2, base_value: float = 95.0, prefix: int = 8) -> None:
         self.host, self.port, self.network, self.mac, self.instance = host, port, network, mac, instance
+        self.prefix = prefix
         self.base_value = base_value
         self.online = True
         self.fixed_value: Optional[float] = None  # tests pin the value; None: drifting curve
@@ -71,7 +72,8 @@ class SimulatedMeter:
 
     def set_value(self, value: float) -> None:
         self.fixed_value = value
-        self._ai.presentValue = value
+        if self._ai is not None:
+            self._ai.presentValue = value
 
     def _curve(self) -> float:
         t = time.time()
@@ -104,7 +106,7 @@ class SimulatedMeter:
         router_objects = [
             DeviceObject(objectIdentifier=("device", 10000 + self.network % 10000), objectName="sim-router",
                          vendorIdentifier=999),
-            NetworkPortObject(f"{self.host}/8:{self.port}", objectIdentifier=("network-port", 1),
+            NetworkPortObject(f"{self.host}/{self.prefix}:{self.port}", objectIdentifier=("network-port", 1),
                               objectName="NP-IP", networkNumber=1, networkNumberQuality="configured"),
             NetworkPortObject(None, objectIdentifier=("network-port", 2), objectName="NP-VLAN",
                               networkNumber=self.network, networkNumberQuality="configured",
@@ -113,7 +115,8 @@ class SimulatedMeter:
         ]
         self._router = Application.from_object_list(router_objects)
         self._ai = AnalogInputObject(objectIdentifier=("analog-input", self.instance), objectName="Main-kW",
-                                     presentValue=self._curve(), units="kilowatts",
+                                     presentValue=self.fixed_value if self.fixed_value is not None
+                                     else self._curve(), units="kilowatts",
                                      description="Simulated building main power meter")
         meter_objects = [
             DeviceObject(objectIdentifier=("device", 20000 + self.mac), objectName="sim-meter",
@@ -164,8 +167,9 @@ class DemoVtn:
     """openleadr's OpenADRServer on 127.0.0.1 that accepts any VEN and requests its telemetry."""
 
     def __init__(self, port: int, poll_freq: float = 2.0, vtn_id: str = "DEMO-VTN",
-                 sampling: Optional[float] = None, accept: bool = True) -> None:
+                 sampling: Optional[float] = None, accept: bool = True, host: str = "127.0.0.1") -> None:
         self.port = port
+        self.host = host
         self.poll_freq = poll_freq
         self.vtn_id = vtn_id
         self.sampling = sampling
@@ -176,12 +180,12 @@ class DemoVtn:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/OpenADR2/Simple/2.0b"
+        return f"http://{self.host}:{self.port}/OpenADR2/Simple/2.0b"
 
     def _create_server(self) -> Any:
         from openleadr import OpenADRServer
 
-        server = OpenADRServer(vtn_id=self.vtn_id, http_host="127.0.0.1", http_port=self.port,
+        server = OpenADRServer(vtn_id=self.vtn_id, http_host=self.host, http_port=self.port,
                                requested_poll_freq=timedelta(seconds=self.poll_freq),
                                ven_lookup=self._ven_lookup)
         server.add_handler("on_create_party_registration", self._on_register)

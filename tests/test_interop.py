@@ -39,8 +39,8 @@ async def test_bac_py_discovers_reads_and_cannot_write_the_level(vtn, meter, sta
     gateway.device.set_level(2.0)
     port = gateway.settings.bacnet.port
     proc = await asyncio.create_subprocess_exec(
-        python, str(PROBE), f"127.0.0.1:{port}", str(gateway.settings.bacnet.device_id), "ADR-Event-Level",
-        str(free_port(socket.SOCK_DGRAM, avoid=(port,))),
+        python, str(PROBE), "--target", f"127.0.0.1:{port}", "--device", str(gateway.settings.bacnet.device_id),
+        "--name", "ADR-Event-Level", "--port", str(free_port(socket.SOCK_DGRAM, avoid=(port,))),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()[-3000:]

@@ -103,3 +103,17 @@ async def test_demo_shows_registration_reports_and_level_changes(tmp_path) -> No
     assert "registered with the VTN as venID" in text
     assert "Adding " in text and "report delivered" in text
     assert "Traceback" not in text
+
+
+async def test_bacnet_port_in_use_is_one_clear_line_and_exit_1(tmp_path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        (tmp_path / "config.ini").write_text(config_text("http://127.0.0.1:9/OpenADR2/Simple/2.0b", port, 47809))
+        proc = await spawn(cwd=tmp_path, home=tmp_path)
+        code = await asyncio.wait_for(proc.proc.wait(), 30)
+        await asyncio.wait_for(proc._reader, 5)
+    text = "\n".join(proc.lines)
+    assert code == 1, text
+    assert f"cannot open BACnet/IP port 127.0.0.1:{port}" in text
+    assert "Traceback" not in text

@@ -1,0 +1,140 @@
+"""A real LAN in network namespaces this test creates (needs root and iproute2, as CI has):
+
+    10.77.0.10  gateway (bacnet_server_ven.py, a separate process), UDP 47808, NO static routes
+    10.77.0.20  BACnet router (UDP 47808) to network 12345 with the meter at MAC 2, and the VTN on :8080
+    10.77.0.30  bac-py client, UDP 47808
+
+Everybody on port 47808 and broadcasts on 10.77.0.255, as in a building: the gateway must find the
+router by Who-Is-Router-To-Network, and a BAS client must find the gateway by broadcast Who-Is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from .conftest import wait_for
+from .test_interop import PROBE, interop_python
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+HOSTS = {"gw": "10.77.0.10", "peer": "10.77.0.20", "client": "10.77.0.30"}
+
+
+def _sh(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=20)
+
+
+@pytest.fixture
+def lan() -> AsyncIterator[dict[str, str]]:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        message = "network namespaces need root and iproute2"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    tag = uuid.uuid4().hex[:6]
+    names = {role: f"adrgw-{tag}-{role}" for role in (*HOSTS, "br")}
+    try:
+        _sh("ip", "netns", "add", names["br"])
+        _sh("ip", "netns", "exec", names["br"], "ip", "link", "add", "br0", "type", "bridge")
+        _sh("ip", "netns", "exec", names["br"], "ip", "link", "set", "br0", "up")
+        for role, address in HOSTS.items():
+            ns = names[role]
+            _sh("ip", "netns", "add", ns)
+            _sh("ip", "netns", "exec", names["br"], "ip", "link", "add", f"v-{role}", "type", "veth",
+                "peer", "name", "eth0", "netns", ns)
+            _sh("ip", "netns", "exec", names["br"], "ip", "link", "set", f"v-{role}", "master", "br0", "up")
+            _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/24", "brd", "10.77.0.255", "dev", "eth0")
+            _sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+            _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        yield names
+    finally:
+        for ns in names.values():
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
+
+
+class Lines:
+    def __init__(self, stream: asyncio.StreamReader) -> None:
+        self.lines: list[str] = []
+        self._task = asyncio.create_task(self._read(stream))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        async for raw in stream:
+            self.lines.append(raw.decode(errors="replace").rstrip())
+
+    def has(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+
+async def test_router_discovery_and_broadcast_who_is_on_a_real_lan(lan, tmp_path) -> None:
+    python = interop_python()
+    env = dict(os.environ, HOME=str(tmp_path), PYTHONUNBUFFERED="1")
+    peer = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", lan["peer"], sys.executable, str(ROOT / "tests" / "lan_peer.py"),
+        HOSTS["peer"], "24", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    peer_out = Lines(peer.stdout)  # type: ignore[arg-type]
+    peer_err = Lines(peer.stderr)  # type: ignore[arg-type]
+    (tmp_path / "config.ini").write_text(f"""
+[ven]
+ven_name = lan-ven
+vtn_url = http://{HOSTS['peer']}:8080/OpenADR2/Simple/2.0b
+retry_max = 2
+[bacnet]
+address = {HOSTS['gw']}/24
+device_id = 599
+[meter]
+interval = 1
+timeout = 0.8
+""")
+    gateway = None
+    try:
+        try:
+            await wait_for(lambda: peer_out.has("READY"), 20, what="router, meter and VTN in their namespace")
+        except AssertionError:
+            raise AssertionError("\n".join(peer_err.lines[-30:])) from None
+        gateway = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", lan["gw"], sys.executable, str(ROOT / "bacnet_server_ven.py"),
+            cwd=str(tmp_path), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        gw_out = Lines(gateway.stderr)  # type: ignore[arg-type]
+        # Readings of the routed meter reach the VTN without any static route.
+        try:
+            await wait_for(lambda: any(line.startswith("READING") for line in peer_out.lines), 25,
+                           what="a routed meter reading at the VTN")
+        except AssertionError:
+            raise AssertionError("gateway:\n" + "\n".join(gw_out.lines[-30:]) + "\npeer:\n"
+                                 + "\n".join(peer_err.lines[-30:])) from None
+        readings = [line.split() for line in peer_out.lines if line.startswith("READING")]
+        assert {float(r[2]) for r in readings} == {33.25}
+        assert gw_out.has("Adding ") and gw_out.has("registered with the VTN")
+
+        probe = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", lan["client"], python, str(PROBE), "--target", f"{HOSTS['gw']}:47808",
+            "--device", "599", "--name", "ADR-Event-Level", "--interface", HOSTS["client"],
+            "--port", "47808", "--broadcast", "10.77.0.255", "--who-is-broadcast",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(probe.communicate(), 60)
+        assert probe.returncode == 0, err.decode()[-3000:]
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        assert result["i_am"] == [599], result
+        assert result["present_value"] == 0.0
+        assert "WRITE_ACCESS_DENIED" in result["write"]
+    finally:
+        for proc in (gateway, peer):
+            if proc is not None and proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 10)
+                except asyncio.TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+    assert gateway.returncode == 0

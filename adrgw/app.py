@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 from .bacnet import GatewayDevice, PointRef
 from .config import Settings
 from .schedule import Event, event_from_oadr, evaluate, merge
+from .store import Store
 from .telemetry import SampleQueue, Sampler
 from .ven import OptResponse, VtnLink
 
@@ -22,8 +23,6 @@ log = logging.getLogger("adrgw")
 
 # SIGINT/SIGTERM: in-flight work gets this long before it is abandoned (DESIGN.md section 1).
 SHUTDOWN_GRACE = 5.0
-# Samples kept while the VTN cannot take them: one week, whatever the interval.
-BACKLOG_SECONDS = 168 * 3600
 # OpenADR 2.0b response code for an event we could not understand (oadr "not allowed" family).
 EVENT_REFUSED = 400
 
@@ -120,20 +119,30 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         s = settings
-        self.device = GatewayDevice(s.bacnet, s.points)
+        self.store = Store(s.state.directory)
+        self.device = GatewayDevice(s.bacnet, s.points, meter_unit=s.meter.unit)
         self.controller = EventController(self.device)
-        self.samples = SampleQueue(max_samples=int(BACKLOG_SECONDS / s.meter.interval))
-        self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution)
+        self.samples = SampleQueue(self.store, max_samples=max(1, int(s.state.max_backlog_hours * 3600
+                                                                         / s.meter.interval)))
+        self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, status=self.status)
         self.meter_ref = PointRef(s.meter.address, s.meter.object_type, s.meter.instance, s.meter.property_id)
         self.sampler = Sampler(self._read_meter, self.samples, s.meter.interval, s.meter.scale,
-                               describe=str(self.meter_ref))
+                               describe=str(self.meter_ref),
+                               on_sample=lambda sample: self.device.set_meter_value(sample.value),
+                               on_failure=self.device.set_meter_fault)
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
+
+    def status(self) -> dict[str, float]:
+        """TELEMETRY_STATUS values: the gateway is online whenever it can report at all."""
+        return {"online": 1.0}
 
     async def _read_meter(self) -> float:
         return await self.device.read_present_value(self.meter_ref, self.settings.meter.timeout)
 
     async def start(self) -> None:
+        await self.store.open()
+        await self.samples.open()
         await self.device.start()
         self.device.bound_apdu_timeout(self.settings.meter.timeout)
         self.controller.refresh()
@@ -157,7 +166,9 @@ class Gateway:
         self.controller.close()
         await self.device.stop()
         if len(self.samples):
-            log.warning("%d sample(s) were not delivered before shutdown", len(self.samples))
+            log.info("%d sample(s) not yet delivered are kept in %s for the next start", len(self.samples),
+                     self.store.path)
+        await self.store.close()
 
 
 async def run_until_signal(gateway: Gateway, extra_stop: Optional[Callable[[], Any]] = None) -> int:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from bacpypes3.apdu import ErrorRejectAbortNack
-from bacpypes3.basetypes import EngineeringUnits, PropertyIdentifier
+from bacpypes3.basetypes import EngineeringUnits, PropertyIdentifier, Reliability, StatusFlags
 from bacpypes3.errors import ExecutionError
 from bacpypes3.local.cov import COVIncrementCriteria
 from bacpypes3.local.object import Object as _LocalObject
@@ -102,14 +102,28 @@ class PointRef:
         return f"{self.address} {self.object_type} {self.instance} {self.property}"
 
 
+# Report unit (config [meter] unit) -> BACnet engineering unit of the ADR-Meter-Value mirror.
+ENGINEERING_UNITS = {
+    "W": "watts", "kW": "kilowatts", "MW": "megawatts", "Wh": "wattHours", "kWh": "kilowattHours",
+    "MWh": "megawattHours", "V": "volts", "kV": "kilovolts", "A": "amperes", "Hz": "hertz",
+    "VA": "voltAmperes", "kVA": "kilovoltAmperes", "VAR": "voltAmperesReactive",
+    "kVAR": "kilovoltAmperesReactive", "VARh": "voltAmperesReactiveHours", "kVARh": "kilovoltAmperesReactiveHours",
+    "VAh": "voltAmpereHours", "kVAh": "kilovoltAmpereHours", "celsius": "degreesCelsius",
+    "fahrenheit": "degreesFahrenheit",
+}
+METER_POINT = "ADR-Meter-Value"
+
+
 class GatewayDevice:
     """The gateway's BACnet device: discoverable, with read-only points, and a client for reads."""
 
-    def __init__(self, settings: BacnetSettings, points: PointSettings) -> None:
+    def __init__(self, settings: BacnetSettings, points: PointSettings, meter_unit: str = "kW") -> None:
         self.settings = settings
         self.points = points
+        self.meter_unit = meter_unit
         self._bacnet: Any = None
         self._level_point: Optional[ReadOnlyAnalogValue] = None
+        self._meter_point: Optional[ReadOnlyAnalogValue] = None
 
     @property
     def app(self) -> Any:
@@ -154,6 +168,19 @@ class GatewayDevice:
             covIncrement=0.0,
         )
         self.app.add_object(self._level_point)
+        self._meter_point = ReadOnlyAnalogValue(
+            objectIdentifier=("analog-value", 2),
+            objectName=METER_POINT,
+            description="Last good meter reading (scaled as reported); fault while the meter does not answer",
+            presentValue=0.0,
+            units=EngineeringUnits(ENGINEERING_UNITS.get(self.meter_unit, "noUnits")),
+            statusFlags=[0, 0, 0, 0],
+            eventState="normal",
+            reliability="noFaultDetected",
+            outOfService=False,
+            covIncrement=0.0,
+        )
+        self.app.add_object(self._meter_point)
         for route in s.routes:
             await self.add_static_route(route)
         announced = self.app.i_am()  # a plain call in bacpypes3 0.0.110, a coroutine elsewhere
@@ -194,6 +221,32 @@ class GatewayDevice:
         point.presentValue = value
         log.info("%s -> %s", point.objectName, value)
         return True
+
+    def set_meter_value(self, value: float) -> None:
+        """Mirror a good reading: value, no fault."""
+        point = self._meter_point
+        if point is None:
+            return
+        if float(point.presentValue) != value:
+            point.presentValue = float(value)
+            log.info("%s -> %s", point.objectName, float(value))
+        if point.reliability != Reliability.noFaultDetected:
+            point.reliability = Reliability.noFaultDetected
+            point.statusFlags = StatusFlags([0, 0, 0, 0])
+            log.info("%s: meter answers again, fault cleared", point.objectName)
+
+    def set_meter_fault(self, reason: str) -> None:
+        """Keep the last good value but flag it: statusFlags fault, reliability communication-failure."""
+        point = self._meter_point
+        if point is None or point.reliability == Reliability.communicationFailure:
+            return
+        point.reliability = Reliability.communicationFailure
+        point.statusFlags = StatusFlags([0, 1, 0, 0])
+        log.info("%s: fault (communication-failure): %s", point.objectName, reason)
+
+    @property
+    def meter_point(self) -> Optional[ReadOnlyAnalogValue]:
+        return self._meter_point
 
     @property
     def level(self) -> float:

@@ -37,6 +37,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from . import logsetup
 
     from .bacnet import BacnetStartError
+    from .store import StoreError
+
+    startup_errors = (BacnetStartError, StoreError)
 
     if args.demo:
         logsetup.setup(args.log_level or "INFO")
@@ -44,7 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         try:
             return asyncio.run(run_demo(args.log_level or "INFO"))
-        except BacnetStartError as exc:
+        except startup_errors as exc:
             print(f"bacnet_server_ven.py: {exc}", file=sys.stderr)
             return EXIT_FAILURE
 
@@ -63,6 +66,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         return asyncio.run(run_until_signal(Gateway(settings)))
-    except BacnetStartError as exc:
+    except startup_errors as exc:
         print(f"bacnet_server_ven.py: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -115,6 +115,7 @@ class PointSettings:
 @dataclass(frozen=True)
 class StateSettings:
     directory: str = "./state"
+    max_backlog_hours: float = 168.0  # undelivered samples older than this are dropped, oldest first
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,7 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
     },
     "state": {
         "directory": (_nonempty, "./state"),
+        "max_backlog_hours": (_number(float, 0.0001, 87600), 168.0),
     },
     "logging": {
         "level": (_log_level, "INFO"),

@@ -161,6 +161,7 @@ class VtnRecord:
     readings: list[tuple[datetime, float]] = field(default_factory=list)
     opts: list[tuple[str, str]] = field(default_factory=list)
     report_messages: int = 0
+    status: list[tuple[str, datetime, float]] = field(default_factory=list)  # (resource_id, time, value)
 
 
 class DemoVtn:
@@ -210,6 +211,11 @@ class DemoVtn:
     def _on_register_report(self, ven_id: str, resource_id: str, measurement: str, unit: str, scale: str,
                             min_sampling_interval: timedelta, max_sampling_interval: timedelta) -> Any:
         interval = timedelta(seconds=self.sampling) if self.sampling else min_sampling_interval
+        if measurement == "Status":  # TELEMETRY_STATUS: one r_id per status item (online, ...)
+            def on_status(values: list[tuple[datetime, float]]) -> None:
+                self.record.status.extend((resource_id, t, v) for t, v in values)
+
+            return on_status, min_sampling_interval
 
         def on_values(values: list[tuple[datetime, float]]) -> None:
             self.record.report_messages += 1

@@ -8,13 +8,15 @@ after an outage. A failed read produces no sample at all: never 0, never the pre
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Awaitable, Callable, Deque, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
+
+if TYPE_CHECKING:
+    from .store import Store
 
 log = logging.getLogger("adrgw.telemetry")
 
@@ -26,42 +28,90 @@ class Sample:
 
 
 class SampleQueue:
-    """Samples not yet acknowledged by the VTN, oldest first, bounded to ``max_samples``.
+    """Samples not yet acknowledged by the VTN, oldest first, durable in the Store (sqlite).
 
-    When full, the oldest samples are dropped and counted (a warning says how many), so a
-    week-long VTN outage cannot exhaust memory.
+    Bounded to ``max_samples``: when full, the oldest samples are dropped and counted, with at most
+    one warning per hour saying how many, so a long VTN outage cannot fill the disk. Nothing per
+    sample is kept in memory: only the count.
     """
 
-    def __init__(self, max_samples: int) -> None:
-        self._items: Deque[Sample] = collections.deque()
+    WARN_EVERY = 3600.0  # seconds between "dropped" warnings
+
+    def __init__(self, store: "Store", max_samples: int) -> None:
+        self._store = store
         self._max = max(1, max_samples)
+        self._count = 0
         self._nonempty = asyncio.Event()
         self.dropped = 0
         self.delivered = 0
+        self._dropped_unreported = 0
+        self._last_warning: Optional[float] = None
+
+    async def open(self) -> None:
+        self._count = await self._store.call(lambda db: db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        if self._count:
+            self._nonempty.set()
+            log.info("%d undelivered sample(s) from before the restart are queued for the VTN", self._count)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
-    def put(self, sample: Sample) -> None:
-        self._items.append(sample)
-        while len(self._items) > self._max:
-            self._items.popleft()
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 100 == 0:
-                log.warning("telemetry backlog full (%d samples): dropped %d oldest sample(s) so far",
-                            self._max, self.dropped)
-        self._nonempty.set()
+    async def put(self, sample: Sample) -> bool:
+        """Store ``sample`` durably; False if a sample for that instant is already queued."""
+        limit = self._max
 
-    def peek(self, limit: int) -> list[Sample]:
-        return [self._items[i] for i in range(min(limit, len(self._items)))]
+        def _put(db: Any) -> tuple[bool, int, int]:
+            with db:  # one transaction: insert and trim
+                cur = db.execute("INSERT OR IGNORE INTO samples (ts, value) VALUES (?, ?)",
+                                 (sample.timestamp.timestamp(), sample.value))
+                count = db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+                dropped = 0
+                if count > limit:
+                    dropped = count - limit
+                    db.execute("DELETE FROM samples WHERE id IN (SELECT id FROM samples ORDER BY id LIMIT ?)",
+                               (dropped,))
+                    count = limit
+                return cur.rowcount == 1, count, dropped
 
-    def ack(self, batch: list[Sample]) -> None:
-        """Remove ``batch`` (a prefix previously returned by peek) after the VTN acknowledged it."""
-        for sample in batch:
-            if self._items and self._items[0] == sample:
-                self._items.popleft()
-                self.delivered += 1
-        if not self._items:
+        inserted, self._count, dropped = await self._store.call(_put)
+        if dropped:
+            self._note_dropped(dropped)
+        if self._count:
+            self._nonempty.set()
+        return inserted
+
+    def _note_dropped(self, dropped: int) -> None:
+        self.dropped += dropped
+        self._dropped_unreported += dropped
+        now = time.monotonic()
+        if self._last_warning is None or now - self._last_warning >= self.WARN_EVERY:
+            log.warning("telemetry backlog full (%d samples, [state] max_backlog_hours): dropped the %d "
+                        "oldest undelivered sample(s)%s", self._max, self._dropped_unreported,
+                        "" if self._last_warning is None else " in the last hour")
+            self._dropped_unreported = 0
+            self._last_warning = now
+
+    async def peek(self, limit: int) -> list[tuple[int, Sample]]:
+        def _peek(db: Any) -> list[tuple[int, float, float]]:
+            return db.execute("SELECT id, ts, value FROM samples ORDER BY id LIMIT ?", (limit,)).fetchall()
+
+        rows = await self._store.call(_peek)
+        return [(row_id, Sample(datetime.fromtimestamp(ts, timezone.utc), value)) for row_id, ts, value in rows]
+
+    async def ack(self, batch: list[tuple[int, Sample]]) -> None:
+        """Remove ``batch`` (returned by peek) once the VTN acknowledged the report carrying it."""
+        if not batch:
+            return
+        ids = [row_id for row_id, _ in batch]
+
+        def _ack(db: Any) -> tuple[int, int]:
+            with db:
+                cur = db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in ids])
+                return cur.rowcount, db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+
+        removed, self._count = await self._store.call(_ack)
+        self.delivered += max(0, removed)
+        if not self._count:
             self._nonempty.clear()
 
     async def wait(self) -> None:
@@ -81,13 +131,15 @@ class Sampler:
     """Reads the meter every ``interval`` seconds on the wall-clock cadence and queues the value."""
 
     def __init__(self, read: ReadFn, queue: SampleQueue, interval: float, scale: float,
-                 describe: str, on_sample: Optional[Callable[[Sample], None]] = None) -> None:
+                 describe: str, on_sample: Optional[Callable[[Sample], None]] = None,
+                 on_failure: Optional[Callable[[str], None]] = None) -> None:
         self._read = read
         self._queue = queue
         self._interval = interval
         self._scale = scale
         self._describe = describe
         self._on_sample = on_sample
+        self._on_failure = on_failure
         self.failures = 0  # consecutive
         self.samples = 0
         self.read_errors = 0
@@ -119,14 +171,22 @@ class Sampler:
                             stamp.isoformat())
             elif self.failures in (10, 100) or self.failures % 1000 == 0:
                 log.warning("meter still failing: %d reads in a row (%s)", self.failures, exc)
+            if self._on_failure is not None:
+                self._on_failure(str(exc))
             return None
         if self.failures:
             log.warning("meter answers again after %d failed read(s)", self.failures)
             self.failures = 0
         value = raw * self._scale
         sample = Sample(stamp, value)
+        try:
+            if not await self._queue.put(sample):  # durable before anything else happens to it
+                return None
+        except Exception as exc:  # noqa: BLE001 - a broken disk must not stop the gateway
+            log.error("could not store the sample for %s (%s: %s); it is lost", stamp.isoformat(),
+                      type(exc).__name__, exc)
+            return None
         log.info("Adding %s, %s to report", stamp.isoformat(), value)
-        self._queue.put(sample)
         self.samples += 1
         if self._on_sample is not None:
             self._on_sample(sample)

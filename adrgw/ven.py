@@ -181,17 +181,23 @@ class VtnLink:
     """Keeps the gateway registered, polls, hands events over, and delivers queued samples."""
 
     def __init__(self, settings: VenSettings, meter: MeterSettings, samples: SampleQueue,
-                 on_distribution: DistributionHandler) -> None:
+                 on_distribution: DistributionHandler,
+                 status: Optional[Callable[[], dict[str, float]]] = None) -> None:
         self.settings = settings
         self.meter = meter
         self.samples = samples
         self.on_distribution = on_distribution
+        # TELEMETRY_STATUS values by name ('online', 'manual_override'); the names are fixed at start.
+        self.status = status or (lambda: {"online": 1.0})
         self.client = GatewayClient(settings)
         self.registered = asyncio.Event()
         self.poll_period = timedelta(seconds=10)
         self.report_specifier_id = f"TELEMETRY_USAGE_{meter.resource_id}"
         self.r_id = f"{meter.resource_id}_{meter.measurement}"
+        self.status_specifier_id = f"TELEMETRY_STATUS_{meter.resource_id}"
         self.report_request: Optional[ReportRequest] = None
+        self.status_request: Optional[ReportRequest] = None
+        self._status_task: Optional[asyncio.Task[None]] = None
         self._report_ready = asyncio.Event()
         self._reregister = asyncio.Event()
         self.last_poll_ok: Optional[datetime] = None
@@ -228,6 +234,7 @@ class VtnLink:
                     log.info("re-registering with the VTN")
                     self._unregister_locally()
         finally:
+            self._set_status_request(None)
             reporter.cancel()
             await asyncio.gather(reporter, return_exceptions=True)
             await self.client.close()
@@ -237,6 +244,7 @@ class VtnLink:
         self.client.registration_id = None
         self.report_request = None
         self._report_ready.clear()
+        self._set_status_request(None)
 
     async def register(self) -> None:
         """oadrQueryRegistration + oadrCreatePartyRegistration; raises VtnError unless registered."""
@@ -267,6 +275,22 @@ class VtnLink:
                  c.ven_id, c.registration_id, self.poll_period.total_seconds())
         self.registered.set()
 
+    def _status_metadata_report(self) -> objects.Report:
+        target = objects.Target(resource_id=self.meter.resource_id)
+        period = timedelta(seconds=max(self.meter.interval, 10))
+        descriptions = [objects.ReportDescription(
+            r_id=self._status_r_id(name), market_context=None, reading_type=enums.READING_TYPE.X_NOT_APPLICABLE,
+            report_subject=target, report_data_source=target, report_type=enums.REPORT_TYPE.X_RESOURCE_STATUS,
+            sampling_rate=objects.SamplingRate(min_period=period, max_period=timedelta(hours=1), on_change=False),
+            measurement=None) for name in self.status()]
+        return objects.Report(report_specifier_id=self.status_specifier_id,
+                              report_name=enums.REPORT_NAME.METADATA_TELEMETRY_STATUS,
+                              report_descriptions=descriptions, created_date_time=datetime.now(timezone.utc),
+                              duration=timedelta(hours=1), dtstart=datetime.now(timezone.utc))
+
+    def _status_r_id(self, name: str) -> str:
+        return f"{self.meter.resource_id}_{name}"
+
     def _metadata_report(self) -> objects.Report:
         m = self.meter
         unit, scale = m.oadr_unit_scale
@@ -288,10 +312,10 @@ class VtnLink:
 
     async def register_reports(self) -> None:
         c = self.client
-        report = self._metadata_report()
+        reports = [self._metadata_report(), self._status_metadata_report()]
         _, payload = await c._perform_request("EiReport", c._create_message(
             "oadrRegisterReport", request_id=utils.generate_id(), ven_id=c.ven_id,
-            reports=[report], report_request_id=0))
+            reports=reports, report_request_id=0))
         requests = payload.get("report_requests") or []
         if requests:
             await self._accept_report_requests(payload)
@@ -306,13 +330,17 @@ class VtnLink:
             specifier = request.get("report_specifier") or {}
             request_id = request.get("report_request_id")
             pending.append({"report_request_id": request_id})
+            granularity = specifier.get("granularity")
+            granularity = granularity if isinstance(granularity, timedelta) else None
             if specifier.get("report_specifier_id") == self.report_specifier_id and request_id:
-                granularity = specifier.get("granularity")
-                self.report_request = ReportRequest(str(request_id), granularity
-                                                    if isinstance(granularity, timedelta) else None)
+                self.report_request = ReportRequest(str(request_id), granularity)
                 self._report_ready.set()
                 log.info("VTN requested telemetry report %s (reportRequestID %s)",
                          self.report_specifier_id, request_id)
+            elif specifier.get("report_specifier_id") == self.status_specifier_id and request_id:
+                self._set_status_request(ReportRequest(str(request_id), granularity))
+                log.info("VTN requested status report %s (reportRequestID %s) every %s",
+                         self.status_specifier_id, request_id, granularity)
             else:
                 log.warning("VTN requested unknown report %r; ignored", specifier.get("report_specifier_id"))
         request_id = payload.get("request_id") or (payload.get("response") or {}).get("request_id") \
@@ -439,11 +467,11 @@ class VtnLink:
         while True:
             await self.samples.wait()
             await self._report_ready.wait()
-            batch = self.samples.peek(MAX_BATCH)
+            batch = await self.samples.peek(MAX_BATCH)
             if not batch:
                 continue
             try:
-                await self.send_report(batch)
+                await self.send_report([sample for _, sample in batch])
             except VtnError as exc:
                 failures += 1
                 delay = backoff.next()
@@ -454,11 +482,45 @@ class VtnLink:
                     self._reregister.set()
                 await asyncio.sleep(delay)
                 continue
-            self.samples.ack(batch)
+            await self.samples.ack(batch)
             backoff.reset()
             if failures:
                 log.info("report delivery works again after %d failure(s)", failures)
             failures = 0
+
+    def _set_status_request(self, request: Optional[ReportRequest]) -> None:
+        self.status_request = request
+        if self._status_task is not None:
+            self._status_task.cancel()
+            self._status_task = None
+        if request is not None:
+            self._status_task = asyncio.create_task(self._send_status_periodically(request), name="status-report")
+
+    async def _send_status_periodically(self, request: ReportRequest) -> None:
+        """TELEMETRY_STATUS on the VTN's cadence. Status is a current fact, not history: a status
+        report that cannot be delivered is not queued (the next one supersedes it)."""
+        period = (request.granularity or timedelta(seconds=60)).total_seconds()
+        period = max(period, 1.0)
+        while True:
+            try:
+                await self.send_status(request)
+            except VtnError as exc:
+                log.debug("status report not delivered: %s", exc)
+            await asyncio.sleep(period)
+
+    async def send_status(self, request: ReportRequest) -> None:
+        c = self.client
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        intervals = [objects.ReportInterval(dtstart=now, report_payload=objects.ReportPayload(
+            r_id=self._status_r_id(name), value=float(value))) for name, value in self.status().items()]
+        report = objects.Report(report_specifier_id=self.status_specifier_id,
+                                report_request_id=request.report_request_id,
+                                report_name=enums.REPORT_NAME.TELEMETRY_STATUS, intervals=intervals,
+                                dtstart=now, created_date_time=datetime.now(timezone.utc))
+        message_type, payload = await c._perform_request("EiReport", c._create_message(
+            "oadrUpdateReport", ven_id=c.ven_id, request_id=utils.generate_id(), reports=[report]))
+        if message_type != "oadrUpdatedReport":
+            raise VtnProtocolError(f"status report not acknowledged: {message_type}")
 
     async def send_report(self, batch: list[Sample]) -> None:
         request = self.report_request
@@ -478,6 +540,8 @@ class VtnLink:
         message_type, payload = await c._perform_request("EiReport", c._create_message(
             "oadrUpdateReport", ven_id=c.ven_id, request_id=utils.generate_id(), reports=[report]))
         code = _response_code(payload)
+        if message_type == "oadrRequestReregistration":
+            raise NotRegistered("the VTN does not know this VEN any more (oadrRequestReregistration)")
         if message_type != "oadrUpdatedReport" or code not in (None, 200):
             if code in (452, 463):
                 raise NotRegistered(f"report refused: {code}")

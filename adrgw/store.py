@@ -1,0 +1,114 @@
+"""Persistence in ``[state] directory``: one sqlite3 file, used from one worker thread.
+
+sqlite3 is synchronous; every call runs on a dedicated single-thread executor so the event loop never
+waits on the disk (DESIGN.md: never block the loop). Writes are committed with synchronous=FULL in WAL
+mode: a sample that ``put`` returned for survives kill -9 and power loss.
+
+A file that sqlite cannot open or that fails its integrity check is moved aside (``*.corrupt-<time>``)
+with one clear log line, and the gateway starts with an empty store instead of crashing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+log = logging.getLogger("adrgw.store")
+
+T = TypeVar("T")
+FILENAME = "gateway.sqlite3"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL UNIQUE,       -- cadence instant, epoch seconds UTC
+    value REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+class StoreError(Exception):
+    """The state directory cannot be used at all (not creatable, not writable)."""
+
+
+class Store:
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / FILENAME
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="adrgw-store")
+        self._db: Optional[sqlite3.Connection] = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` on the store thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run, fn, args)
+
+    def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        assert self._db is not None, "store not open"
+        return fn(self._db, *args)
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._open)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        ok = db.execute("PRAGMA quick_check").fetchone()
+        if not ok or ok[0] != "ok":
+            db.close()
+            raise sqlite3.DatabaseError(f"integrity check failed: {ok[0] if ok else 'no answer'}")
+        db.executescript(SCHEMA)
+        return db
+
+    def _open(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"[state] directory {str(self.directory)!r}: {exc.strerror or exc}") from None
+        if not os.access(self.directory, os.W_OK):
+            raise StoreError(f"[state] directory {str(self.directory)!r} is not writable")
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(f"{FILENAME}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+            log.error("state file %s is unreadable (%s): moved aside to %s, starting with an empty store",
+                      self.path, exc, aside.name)
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(str(self.path) + suffix)
+                if part.exists():
+                    part.replace(Path(str(aside) + suffix))
+            self._db = self._connect()
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def _close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await loop.run_in_executor(self._executor, _close)
+        self._executor.shutdown(wait=False)
+
+    # -- key/value (registration, opt state, ...) --------------------------------------------------
+
+    async def get(self, key: str) -> Optional[str]:
+        def _get(db: sqlite3.Connection) -> Optional[str]:
+            row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            return row[0] if row else None
+
+        return await self.call(_get)
+
+    async def set(self, key: str, value: str) -> None:
+        await self.call(lambda db: db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value)))

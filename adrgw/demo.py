@@ -16,7 +16,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 log = logging.getLogger("adrgw.demo")
 
@@ -60,6 +60,8 @@ class SimulatedMeter:
         self.base_value = base_value
         self.online = True
         self.fixed_value: Optional[float] = None  # tests pin the value; None: drifting curve
+        # Tests that must match every reported value to the meter: value = value_fn(time of the read).
+        self.value_fn: Optional[Callable[[float], float]] = None
         self.reads = 0
         self._router: Any = None
         self._meter: Any = None
@@ -93,6 +95,8 @@ class SimulatedMeter:
                 if not meter_sim.online:
                     return  # silence: the client's request times out, as with a dead device
                 meter_sim.reads += 1
+                if meter_sim.value_fn is not None:
+                    meter_sim._ai.presentValue = meter_sim.value_fn(time.time())
                 await super().do_ReadPropertyRequest(apdu)
 
             async def do_ReadPropertyMultipleRequest(self, apdu: Any) -> None:  # noqa: N802
@@ -178,6 +182,7 @@ class DemoVtn:
         self.record = VtnRecord()
         self.ven_ids: dict[str, str] = {}  # ven_name -> ven_id
         self.server: Any = None
+        self._kept: Optional[dict[str, Any]] = None
 
     @property
     def url(self) -> str:
@@ -227,10 +232,23 @@ class DemoVtn:
 
     async def start(self) -> None:
         self.server = self._create_server()
+        if self._kept is not None:
+            # A VTN with a database: report requests and events survive its restart.
+            reports = self.server.services["report_service"]
+            reports.report_callbacks, reports.requested_reports = self._kept["reports"]
+            events = self.server.services["event_service"]
+            events.events, events.event_callbacks = self._kept["events"]
         await self.server.run()
 
-    async def stop(self) -> None:
+    async def stop(self, keep_state: bool = True) -> None:
+        """Stop serving; with ``keep_state`` a later start() remembers VENs, report requests and events
+        (like a production VTN), otherwise it starts as a VTN that never saw this gateway."""
         if self.server is not None:
+            reports = self.server.services["report_service"]
+            self._kept = {"reports": (reports.report_callbacks, reports.requested_reports),
+                          "events": (self.server.events, self.server.event_callbacks)} if keep_state else None
+            if not keep_state:
+                self.ven_ids.clear()
             await self.server.stop()
             self.server = None
 

@@ -1,0 +1,220 @@
+"""Nothing lost, nothing invented: VTN and meter outages, kill -9, backlog bound, lost registration,
+TELEMETRY_STATUS; plus the durable queue and the store on their own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import sqlite3
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from bacpypes3.basetypes import PropertyIdentifier
+from bacpypes3.pdu import Address
+from bacpypes3.primitivedata import ObjectIdentifier
+
+from adrgw.demo import DemoVtn, free_port
+from adrgw.store import Store
+from adrgw.telemetry import Sample, SampleQueue
+
+from .conftest import gateway_settings, wait_for
+from .test_process import config_text, spawn
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def clock_value(t: float) -> float:
+    """The simulated meter's value at wall time t: distinct per second, exact in a 32-bit REAL."""
+    return float(int(t) % 100000)
+
+
+def assert_exactly_once_in_order_matching_meter(readings: list[tuple[datetime, float]]) -> None:
+    stamps = [t for t, _ in readings]
+    assert stamps == sorted(stamps), "not in order"
+    assert len(set(stamps)) == len(stamps), "duplicates"
+    for stamp, value in readings:
+        assert value == clock_value(stamp.timestamp()), (stamp, value)
+
+
+# -- the queue and the store on their own ---------------------------------------------------------
+
+async def test_queue_is_durable_deduplicates_and_acks(tmp_path) -> None:
+    store = Store(tmp_path)
+    await store.open()
+    queue = SampleQueue(store, max_samples=100)
+    await queue.open()
+    assert await queue.put(Sample(T0, 1.5))
+    assert not await queue.put(Sample(T0, 9.9))  # same cadence instant: kept once
+    assert await queue.put(Sample(T0 + timedelta(seconds=10), 2.5))
+    batch = await queue.peek(1)
+    assert [s.value for _, s in batch] == [1.5]
+    await queue.ack(batch)
+    await store.close()
+    store2 = Store(tmp_path)
+    await store2.open()
+    queue2 = SampleQueue(store2, max_samples=100)
+    await queue2.open()
+    assert len(queue2) == 1
+    assert [(s.timestamp, s.value) for _, s in await queue2.peek(10)] == [(T0 + timedelta(seconds=10), 2.5)]
+    await store2.close()
+
+
+async def test_queue_bound_drops_oldest_and_warns_once(tmp_path, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="adrgw")
+    store = Store(tmp_path)
+    await store.open()
+    queue = SampleQueue(store, max_samples=3)
+    for n in range(10):
+        await queue.put(Sample(T0 + timedelta(seconds=n), float(n)))
+    assert len(queue) == 3 and queue.dropped == 7
+    assert [s.value for _, s in await queue.peek(10)] == [7.0, 8.0, 9.0]
+    warnings = [r.getMessage() for r in caplog.records if "backlog full" in r.getMessage()]
+    assert len(warnings) == 1 and "dropped the 1 oldest" in warnings[0]
+    await store.close()
+
+
+async def test_corrupt_state_file_is_moved_aside_and_the_store_starts_empty(tmp_path, caplog) -> None:
+    (tmp_path / "gateway.sqlite3").write_bytes(b"this is not a database" * 100)
+    store = Store(tmp_path)
+    await store.open()
+    queue = SampleQueue(store, max_samples=10)
+    await queue.open()
+    assert len(queue) == 0
+    assert list(tmp_path.glob("gateway.sqlite3.corrupt-*"))
+    assert any("moved aside" in r.getMessage() for r in caplog.records)
+    await store.close()
+
+
+# -- with the real peers --------------------------------------------------------------------------------
+
+async def test_vtn_outage_every_sample_arrives_once_in_order(vtn, meter, start_gateway, tmp_path) -> None:
+    meter.value_fn = clock_value
+    gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+    await wait_for(lambda: len(vtn.record.readings) >= 2, 8, what="readings before the outage")
+    await vtn.stop()  # down: connection refused
+    down_at = time.time()
+    await asyncio.sleep(5)
+    await vtn.start()  # back on the same port, remembering its VENs and report requests
+    up_at = time.time()
+    await wait_for(lambda: any(t.timestamp() > up_at + 1 for t, _ in vtn.record.readings), 15,
+                   what="delivery after the VTN is back")
+    readings = vtn.record.readings
+    assert_exactly_once_in_order_matching_meter(readings)
+    # every cadence instant of the run is there, including the outage
+    first, last = readings[0][0].timestamp(), readings[-1][0].timestamp()
+    assert [t.timestamp() for t, _ in readings] == [float(s) for s in range(int(first), int(last) + 1)]
+    assert sum(1 for t, _ in readings if down_at < t.timestamp() < up_at) >= 4
+    # the backlog went out batched: fewer report messages than samples
+    assert vtn.record.report_messages < len(readings)
+    assert len(gateway.samples) <= 1
+
+
+async def test_meter_outage_no_values_mirror_shows_fault_then_recovers(vtn, meter, start_gateway,
+                                                                      bacnet_client, tmp_path) -> None:
+    meter.value_fn = clock_value
+    gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+    address = Address(f"127.0.0.1:{gateway.settings.bacnet.port}")
+    mirror = ObjectIdentifier("analog-value,2")
+
+    async def read(prop: str):
+        return await asyncio.wait_for(bacnet_client.read_property(address, mirror, PropertyIdentifier(prop)), 2)
+
+    await wait_for(lambda: len(vtn.record.readings) >= 2, 8, what="readings")
+    assert await read("object-name") == "ADR-Meter-Value"
+    assert str(await read("reliability")) == "no-fault-detected"
+    meter.online = False
+    off_at = time.time()
+    await wait_for(lambda: gateway.sampler.failures >= 1, 4, what="a failed read")
+    flags = await read("status-flags")
+    assert flags[1] == 1, flags  # fault
+    assert str(await read("reliability")) == "communication-failure"
+    last_good = float(await read("present-value"))
+    assert last_good == vtn.record.readings[-1][1] or last_good == gateway.device.meter_point.presentValue
+    await asyncio.sleep(3)
+    meter.online = True
+    on_at = time.time()
+    await wait_for(lambda: any(t.timestamp() > on_at + 0.5 for t, _ in vtn.record.readings), 8,
+                   what="readings after the outage")
+    assert str(await read("reliability")) == "no-fault-detected"
+    assert (await read("status-flags"))[1] == 0
+    gap = [t for t, _ in vtn.record.readings if off_at + 0.01 < t.timestamp() < on_at - 0.6]
+    assert gap == []
+    assert_exactly_once_in_order_matching_meter(vtn.record.readings)
+
+
+async def test_vtn_that_forgot_the_ven_gets_re_registration_and_the_kept_samples(vtn, meter, start_gateway,
+                                                                                  tmp_path) -> None:
+    meter.value_fn = clock_value
+    gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+    await wait_for(lambda: len(vtn.record.readings) >= 2, 8, what="readings")
+    registrations = len(vtn.record.registrations)
+    await vtn.stop(keep_state=False)  # the VTN loses its database
+    down_at = time.time()
+    await asyncio.sleep(3)
+    await vtn.start()
+    await wait_for(lambda: len(vtn.record.registrations) > registrations, 15, what="re-registration")
+    await wait_for(lambda: any(t.timestamp() > time.time() - 0.5 for t, _ in vtn.record.readings[-1:]), 10,
+                   what="current readings after re-registration")
+    assert_exactly_once_in_order_matching_meter(vtn.record.readings)
+    assert sum(1 for t, _ in vtn.record.readings if down_at < t.timestamp() < down_at + 3) >= 2
+
+
+async def test_telemetry_status_report_reaches_the_vtn(vtn, meter, start_gateway, tmp_path) -> None:
+    await start_gateway(gateway_settings(vtn.url, meter, tmp_path, interval=1.0))
+    await wait_for(lambda: vtn.record.status, 30, what="a TELEMETRY_STATUS report")
+    resource, _, value = vtn.record.status[-1]
+    assert resource == "device001" and value == 1.0
+
+
+async def test_backlog_bound_drops_the_oldest_samples_and_counts_them(meter, start_gateway, tmp_path,
+                                                                      caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="adrgw")
+    meter.value_fn = clock_value
+    vtn = DemoVtn(port=free_port(), poll_freq=1.0)
+    settings = gateway_settings(vtn.url, meter, tmp_path)
+    from dataclasses import replace
+    settings = replace(settings, state=replace(settings.state, max_backlog_hours=3 / 3600))  # 3 samples
+    gateway = await start_gateway(settings)
+    await wait_for(lambda: gateway.samples.dropped >= 3, 12, what="dropped samples")
+    assert len(gateway.samples) == 3
+    assert sum("backlog full" in r.getMessage() for r in caplog.records) == 1
+    await vtn.start()
+    try:
+        await wait_for(lambda: len(vtn.record.readings) >= 3, 15, what="the kept samples")
+        readings = vtn.record.readings
+        assert_exactly_once_in_order_matching_meter(readings)
+        # the oldest were dropped: the first delivered sample is recent, not the first one taken
+        assert readings[0][0].timestamp() > time.time() - 12
+    finally:
+        await vtn.stop()
+
+
+async def test_kill_9_with_undelivered_samples_then_restart_delivers_them(meter, tmp_path) -> None:
+    meter.value_fn = clock_value
+    vtn = DemoVtn(port=free_port(), poll_freq=1.0)  # not started yet: the VTN is down
+    gw_port = free_port(socket.SOCK_DGRAM)
+    (tmp_path / "config.ini").write_text(config_text(vtn.url, gw_port, meter.port))
+    first = await spawn(cwd=tmp_path, home=tmp_path)
+    try:
+        await wait_for(lambda: sum("Adding " in line for line in first.lines) >= 3, 15, what="three samples")
+    finally:
+        first.proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(first.proc.wait(), 10)
+    killed_at = time.time()
+    with sqlite3.connect(tmp_path / "state" / "gateway.sqlite3") as db:
+        kept = db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+    assert kept >= 3
+    await vtn.start()
+    second = await spawn(cwd=tmp_path, home=tmp_path)
+    try:
+        await wait_for(lambda: sum(1 for t, _ in vtn.record.readings if t.timestamp() < killed_at) >= kept, 20,
+                       what="the samples taken before kill -9")
+        assert_exactly_once_in_order_matching_meter(vtn.record.readings)
+    finally:
+        code, _ = await second.stop(signal.SIGTERM)
+        await vtn.stop()
+    assert code == 0

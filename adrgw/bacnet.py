@@ -4,9 +4,9 @@ Everything BAC0/bacpypes3 does oddly is worked around here, each in one named pl
 
 * ``quiet_bac0_logging``: BAC0 attaches its own stdout/stderr/file handlers to its loggers at import
   time and writes ``~/.BAC0/BAC0.log``; we detach them so our logging setup is the only one.
-* ``ReadOnlyAnalogValue``: BAC0's factory objects are writable from the network even with
-  ``is_commandable=False`` (DESIGN.md section 3); a bacpypes3 subclass that refuses every write
-  with ``write-access-denied`` is used instead.
+* ``points.py``: BAC0's factory objects are writable from the network even with
+  ``is_commandable=False`` (DESIGN.md section 3); bacpypes3 subclasses that refuse writes with
+  ``write-access-denied`` are used instead.
 * ``add_static_route``: ``NetworkServiceAccessPoint.update_router_references`` takes the adapter's
   network number (None for the local adapter), not the adapter object as DESIGN.md's note says.
 * ``read_present_value``: ``BAC0.read`` ignores its timeout, loops Who-Is for ~6 s on an unknown
@@ -25,14 +25,11 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from bacpypes3.apdu import ErrorRejectAbortNack
-from bacpypes3.basetypes import EngineeringUnits, PropertyIdentifier, Reliability, StatusFlags
-from bacpypes3.errors import ExecutionError
-from bacpypes3.local.cov import COVIncrementCriteria
-from bacpypes3.local.object import Object as _LocalObject
-from bacpypes3.object import AnalogValueObject as _AnalogValueObject
+from bacpypes3.basetypes import BinaryPV, PropertyIdentifier, Reliability, StatusFlags
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier, Real
 
+from . import points as P
 from .config import BacnetSettings, PointSettings, Route
 
 log = logging.getLogger("adrgw.bacnet")
@@ -50,21 +47,6 @@ def quiet_bac0_logging(level: int = logging.WARNING) -> None:
         logger.setLevel(level)
         logger.propagate = True
     logging.getLogger("BAC0_Root").setLevel(level)
-
-
-class ReadOnlyAnalogValue(_LocalObject, _AnalogValueObject):  # type: ignore[misc]
-    """An analog value the network can read (and subscribe to with COV) but never write.
-
-    Replaces BAC0's factory objects, which accept writes to presentValue and objectName from any
-    client (BAC0 bug, DESIGN.md section 3). Local code sets ``presentValue`` as an attribute.
-    """
-
-    _cov_criteria = COVIncrementCriteria
-
-    async def write_property(self, attr: Any, value: Any, index: Optional[int] = None,
-                             priority: Optional[int] = None) -> None:
-        log.info("refused a network write to %s %s", self.objectName, attr)
-        raise ExecutionError(errorClass="property", errorCode="writeAccessDenied")
 
 
 def real_to_float(value: float) -> float:
@@ -111,7 +93,6 @@ ENGINEERING_UNITS = {
     "VAh": "voltAmpereHours", "kVAh": "kilovoltAmpereHours", "celsius": "degreesCelsius",
     "fahrenheit": "degreesFahrenheit",
 }
-METER_POINT = "ADR-Meter-Value"
 
 
 class GatewayDevice:
@@ -122,8 +103,8 @@ class GatewayDevice:
         self.points = points
         self.meter_unit = meter_unit
         self._bacnet: Any = None
-        self._level_point: Optional[ReadOnlyAnalogValue] = None
-        self._meter_point: Optional[ReadOnlyAnalogValue] = None
+        self.objects: dict[str, Any] = {}  # object name -> bacpypes3 object
+        self.on_opt_out: Optional[P.WriteHandler] = None
 
     @property
     def app(self) -> Any:
@@ -156,38 +137,27 @@ class GatewayDevice:
             if getattr(self._bacnet, "_initialized", False):
                 break
             await asyncio.sleep(0.05)
-        self._level_point = ReadOnlyAnalogValue(
-            objectIdentifier=("analog-value", 1),
-            objectName=self.points.event_level,
-            description="Signal level of the active OpenADR event interval; 0 outside events",
-            presentValue=0.0,
-            units=EngineeringUnits.noUnits,
-            statusFlags=[0, 0, 0, 0],
-            eventState="normal",
-            outOfService=False,
-            covIncrement=0.0,
-        )
-        self.app.add_object(self._level_point)
-        self._meter_point = ReadOnlyAnalogValue(
-            objectIdentifier=("analog-value", 2),
-            objectName=METER_POINT,
-            description="Last good meter reading (scaled as reported); fault while the meter does not answer",
-            presentValue=0.0,
-            units=EngineeringUnits(ENGINEERING_UNITS.get(self.meter_unit, "noUnits")),
-            statusFlags=[0, 0, 0, 0],
-            eventState="normal",
-            reliability="noFaultDetected",
-            outOfService=False,
-            covIncrement=0.0,
-        )
-        self.app.add_object(self._meter_point)
+        for spec in P.point_specs(self.points.event_level):
+            units = ENGINEERING_UNITS.get(self.meter_unit, "noUnits") if spec.name == P.METER_VALUE else None
+            obj = P.make_point(spec, units)
+            if isinstance(obj, P.OptOutBinaryValue):
+                obj._on_write = self._opt_out_written
+            self.app.add_object(obj)
+            self.objects[spec.name] = obj
         for route in s.routes:
             await self.add_static_route(route)
         announced = self.app.i_am()  # a plain call in bacpypes3 0.0.110, a coroutine elsewhere
         if asyncio.iscoroutine(announced):
             await announced
-        log.info("BACnet device %d %r up on %s:%d, point %r (analogValue 1)",
-                 s.device_id, s.device_name, s.ip, s.port, self.points.event_level)
+        log.info("BACnet device %d %r up on %s:%d with %d points (%r is analogValue 1)",
+                 s.device_id, s.device_name, s.ip, s.port, len(self.objects), self.points.event_level)
+
+    async def _opt_out_written(self, active: bool, source: Any) -> None:
+        log.info("%s written %s over BACnet", P.OPT_OUT, "active" if active else "inactive")
+        if self.on_opt_out is not None:
+            result = self.on_opt_out(active, source)
+            if asyncio.iscoroutine(result):
+                await result
 
     async def add_static_route(self, route: Route) -> None:
         """Tell the network layer that ``route.network`` is behind the router at host:port.
@@ -210,47 +180,67 @@ class GatewayDevice:
 
     # -- points -----------------------------------------------------------------------------
 
+    def set_value(self, name: str, value: Any) -> bool:
+        """Set a point's present value; logs ``<name> -> <value>`` and returns True when it changed.
+
+        Analog values take numbers, binary values booleans, the status multi-state value 1..4.
+        """
+        obj = self.objects.get(name)
+        if obj is None:
+            return False
+        if isinstance(obj, (P.ReadOnlyBinaryValue, P.OptOutBinaryValue)):
+            new: Any = BinaryPV("active" if value else "inactive")
+            shown = "active" if value else "inactive"
+            changed = int(obj.presentValue) != int(new)
+        elif isinstance(obj, P.ReadOnlyMultiStateValue):
+            new = int(value)
+            shown = f"{new} ({obj.stateText[new - 1]})"
+            changed = int(obj.presentValue) != new
+        else:
+            new = float(value)
+            shown = str(new)
+            changed = float(obj.presentValue) != new
+        if changed:
+            obj.presentValue = new
+            log.info("%s -> %s", name, shown)
+        return changed
+
+    def get_value(self, name: str) -> Any:
+        obj = self.objects.get(name)
+        return None if obj is None else obj.presentValue
+
     def set_level(self, value: float) -> bool:
-        """Set ``ADR-Event-Level``; logs ``<name> -> <value>`` and returns True when it changed."""
-        point = self._level_point
-        if point is None:
-            return False
-        value = float(value)
-        if float(point.presentValue) == value:
-            return False
-        point.presentValue = value
-        log.info("%s -> %s", point.objectName, value)
-        return True
+        """Set ``ADR-Event-Level`` (its name comes from [points] event_level)."""
+        return self.set_value(self.points.event_level, value)
 
     def set_meter_value(self, value: float) -> None:
         """Mirror a good reading: value, no fault."""
-        point = self._meter_point
+        point = self.objects.get(P.METER_VALUE)
         if point is None:
             return
-        if float(point.presentValue) != value:
-            point.presentValue = float(value)
-            log.info("%s -> %s", point.objectName, float(value))
+        self.set_value(P.METER_VALUE, value)
         if point.reliability != Reliability.noFaultDetected:
             point.reliability = Reliability.noFaultDetected
             point.statusFlags = StatusFlags([0, 0, 0, 0])
-            log.info("%s: meter answers again, fault cleared", point.objectName)
+            log.info("%s: meter answers again, fault cleared", P.METER_VALUE)
 
     def set_meter_fault(self, reason: str) -> None:
         """Keep the last good value but flag it: statusFlags fault, reliability communication-failure."""
-        point = self._meter_point
+        point = self.objects.get(P.METER_VALUE)
         if point is None or point.reliability == Reliability.communicationFailure:
             return
         point.reliability = Reliability.communicationFailure
         point.statusFlags = StatusFlags([0, 1, 0, 0])
-        log.info("%s: fault (communication-failure): %s", point.objectName, reason)
+        log.info("%s: fault (communication-failure): %s", P.METER_VALUE, reason)
 
     @property
-    def meter_point(self) -> Optional[ReadOnlyAnalogValue]:
-        return self._meter_point
+    def meter_point(self) -> Any:
+        return self.objects.get(P.METER_VALUE)
 
     @property
     def level(self) -> float:
-        return float(self._level_point.presentValue) if self._level_point is not None else 0.0
+        value = self.get_value(self.points.event_level)
+        return float(value) if value is not None else 0.0
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -110,6 +110,8 @@ class MeterSettings:
 @dataclass(frozen=True)
 class PointSettings:
     event_level: str = "ADR-Event-Level"
+    signal_name: Optional[str] = None  # signal driving the level; default SIMPLE, else the first
+    apply_test_events: bool = False  # testEvent=true events move the points only when true
 
 
 @dataclass(frozen=True)
@@ -366,6 +368,8 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
     },
     "points": {
         "event_level": (_nonempty, "ADR-Event-Level"),
+        "signal_name": (_nonempty, None),
+        "apply_test_events": (parse_bool, False),
     },
     "state": {
         "directory": (_nonempty, "./state"),

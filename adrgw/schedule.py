@@ -27,16 +27,27 @@ class Interval:
         return self.start <= now and (self.end is None or now < self.end)
 
 
+# Event status values (OpenADR eventStatus plus 'none'), and the ADR-Event-Status state numbers.
+NONE, FAR, NEAR, ACTIVE, COMPLETED, CANCELLED = "none", "far", "near", "active", "completed", "cancelled"
+STATUS_STATES = (NONE, FAR, NEAR, ACTIVE)  # multiStateValue presentValue 1..4
+
+
 @dataclass(frozen=True)
 class Event:
     event_id: str
     modification_number: int
-    intervals: tuple[Interval, ...]  # of the signal that drives the level, sorted by start
+    intervals: tuple[Interval, ...]  # of the signal that drives the level, sorted, randomization applied
     priority: int = 0  # OpenADR: lower non-zero number wins; 0 is the lowest priority
     cancelled: bool = False
     test_event: bool = False
     signal_name: str = SIMPLE
     seq: int = 0  # order of arrival/modification, breaks priority ties (most recent wins)
+    start_after: timedelta = timedelta(0)  # tolerance/tolerate/startafter from the VTN
+    offset: timedelta = timedelta(0)  # the random start offset chosen in [0, start_after], applied
+    ramp_up: Optional[timedelta] = None
+    notification: Optional[timedelta] = None
+    cancel_at: Optional[datetime] = None  # a cancelled event ends here (randomized end), None: at once
+    opted_out: bool = False
 
     @property
     def start(self) -> Optional[datetime]:
@@ -44,17 +55,55 @@ class Event:
 
     @property
     def end(self) -> Optional[datetime]:
+        """When the event stops driving the points (a pending randomized cancellation included)."""
         if not self.intervals:
             return None
-        return self.intervals[-1].end
+        end = self.intervals[-1].end
+        if self.cancelled and self.cancel_at is not None:
+            return self.cancel_at if end is None else min(end, self.cancel_at)
+        return end
+
+    @property
+    def near_window(self) -> Optional[timedelta]:
+        return self.ramp_up if self.ramp_up else self.notification
+
+    def ended(self, now: datetime) -> bool:
+        if self.cancelled and (self.cancel_at is None or now >= self.cancel_at):
+            return True
+        return False
 
     def interval_at(self, now: datetime) -> Optional[Interval]:
-        if self.cancelled:
+        if self.ended(now):
             return None
         for interval in self.intervals:
             if interval.contains(now):
-                return interval
+                return interval if self.end is None or now < self.end else None
         return None
+
+    def status(self, now: datetime) -> str:
+        """far / near / active / completed / cancelled, from the schedule alone."""
+        if self.ended(now):
+            return CANCELLED
+        if self.interval_at(now) is not None:
+            return ACTIVE
+        start = self.start
+        end = self.end
+        if start is None or (end is not None and now >= end):
+            return COMPLETED
+        if now >= start:
+            return ACTIVE  # between two non-contiguous intervals: still the event's span
+        window = self.near_window
+        if window and now >= start - window:
+            return NEAR
+        return FAR
+
+
+def with_offset(event: Event, offset: timedelta) -> Event:
+    """``event`` with its intervals shifted by the randomization ``offset`` (start_after tolerance)."""
+    if not offset:
+        return replace(event, offset=timedelta(0))
+    shifted = tuple(Interval(i.start + offset, i.end + offset if i.end else None, i.level) for i in event.intervals)
+    return replace(event, intervals=shifted, offset=offset)
 
 
 @dataclass(frozen=True)
@@ -63,7 +112,19 @@ class State:
 
     level: float
     event_id: Optional[str]
-    next_change: Optional[datetime]  # next interval boundary after now, None if nothing is pending
+    next_change: Optional[datetime]  # next instant any point changes state (boundaries), None if none
+    status: str = NONE  # none / far / near / active
+    start_in: float = 0.0  # seconds until the next event starts; 0 while active or when none
+    remaining: float = 0.0  # seconds left in the active event; 0 otherwise (and for open-ended events)
+
+    @property
+    def active(self) -> bool:
+        return self.event_id is not None
+
+
+def eligible(event: Event, apply_test_events: bool = False) -> bool:
+    """Whether an event may drive the points: not opted out, and not a test event unless asked."""
+    return not event.opted_out and (apply_test_events or not event.test_event)
 
 
 def _rank(event: Event) -> tuple[float, int]:
@@ -84,32 +145,55 @@ def active(events: Iterable[Event], now: datetime) -> Optional[tuple[Event, Inte
 
 
 def next_boundary(events: Iterable[Event], now: datetime) -> Optional[datetime]:
-    """The earliest interval start or end strictly after ``now`` among events not cancelled."""
+    """The earliest instant strictly after ``now`` at which any point may change: interval starts and
+    ends, the start of a near window, a randomized cancellation end."""
     soonest: Optional[datetime] = None
+
+    def consider(instant: Optional[datetime]) -> None:
+        nonlocal soonest
+        if instant is not None and instant > now and (soonest is None or instant < soonest):
+            soonest = instant
+
     for event in events:
-        if event.cancelled:
+        if event.ended(now):
             continue
+        end = event.end
         for interval in event.intervals:
-            for instant in (interval.start, interval.end):
-                if instant is not None and instant > now and (soonest is None or instant < soonest):
-                    soonest = instant
+            if end is not None and interval.start >= end:
+                continue
+            consider(interval.start)
+            consider(interval.end if end is None or interval.end is None else min(interval.end, end))
+        if event.cancel_at is not None and event.cancelled:
+            consider(event.cancel_at)
+        window = event.near_window
+        if window and event.start is not None:
+            consider(event.start - window)
     return soonest
 
 
-def evaluate(events: Iterable[Event], now: datetime) -> State:
-    events = list(events)
+def evaluate(events: Iterable[Event], now: datetime, apply_test_events: bool = False) -> State:
+    """The points' state at ``now`` from the events that may drive them (see ``eligible``)."""
+    events = [e for e in events if eligible(e, apply_test_events)]
     winner = active(events, now)
-    level = winner[1].level if winner else 0.0
-    return State(level=level, event_id=winner[0].event_id if winner else None,
-                 next_change=next_boundary(events, now))
+    next_change = next_boundary(events, now)
+    if winner:
+        event, interval = winner
+        end = event.end
+        remaining = (end - now).total_seconds() if end is not None else 0.0
+        return State(level=interval.level, event_id=event.event_id, next_change=next_change, status=ACTIVE,
+                     start_in=0.0, remaining=max(0.0, remaining))
+    pending = [e for e in events if e.status(now) in (FAR, NEAR)]
+    if not pending:
+        return State(level=0.0, event_id=None, next_change=next_change)
+    status = NEAR if any(e.status(now) == NEAR for e in pending) else FAR
+    first = min(e.start for e in pending if e.start is not None)
+    return State(level=0.0, event_id=None, next_change=next_change, status=status,
+                 start_in=(first - now).total_seconds())
 
 
 def is_finished(event: Event, now: datetime) -> bool:
     """True once the event can no longer affect the points (cancelled, or past its last interval)."""
-    if event.cancelled:
-        return True
-    end = event.end
-    return bool(event.intervals) and end is not None and end <= now
+    return event.status(now) in (COMPLETED, CANCELLED)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +288,8 @@ def event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str] = None)
     if not isinstance(priority, int) or priority < 0:
         raise ValueError(f"event {event_id}: bad priority {priority!r}")
     status = str(descriptor.get("event_status", "")).lower()
-    test_event = str(descriptor.get("test_event", "false")).lower() in ("true", "1")
+    test_event = descriptor.get("test_event", False)
+    test_event = test_event is True or str(test_event).strip().lower() in ("true", "1")
 
     signals = event.get("event_signals") or []
     if isinstance(signals, Mapping):  # openleadr sometimes nests them
@@ -214,6 +299,13 @@ def event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str] = None)
     signal = choose_signal(signals, signal_name)
 
     active_period = event.get("active_period") or {}
+    if not isinstance(active_period, Mapping):
+        raise ValueError(f"event {event_id}: active_period is not a structure")
+    tolerance = active_period.get("tolerance") or {}
+    start_after = _duration((tolerance.get("tolerate") or {}).get("startafter")
+                            if isinstance(tolerance, Mapping) else None, f"event {event_id} startafter")
+    ramp_up = _duration(active_period.get("ramp_up"), f"event {event_id} ramp-up") or None
+    notification = _duration(active_period.get("notification"), f"event {event_id} notification") or None
     period_start = active_period.get("dtstart")
     cursor = _aware(period_start, f"event {event_id} active_period dtstart") if period_start else None
 
@@ -244,4 +336,44 @@ def event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str] = None)
     return Event(event_id=event_id, modification_number=modification_number,
                  intervals=tuple(intervals), priority=priority,
                  cancelled=status == "cancelled", test_event=test_event,
-                 signal_name=str(signal.get("signal_name", "")))
+                 signal_name=str(signal.get("signal_name", "")), start_after=start_after,
+                 ramp_up=ramp_up, notification=notification)
+
+
+# ---------------------------------------------------------------------------------------------
+# Persistence form (JSON-able), so the schedule survives a restart without the VTN
+
+
+def _ts(value: Optional[datetime]) -> Optional[float]:
+    return value.timestamp() if value is not None else None
+
+
+def _dt(value: Optional[float]) -> Optional[datetime]:
+    return datetime.fromtimestamp(value, timezone.utc) if value is not None else None
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id, "modification_number": event.modification_number,
+        "intervals": [[_ts(i.start), _ts(i.end), i.level] for i in event.intervals],
+        "priority": event.priority, "cancelled": event.cancelled, "test_event": event.test_event,
+        "signal_name": event.signal_name, "seq": event.seq,
+        "start_after": event.start_after.total_seconds(), "offset": event.offset.total_seconds(),
+        "ramp_up": event.ramp_up.total_seconds() if event.ramp_up else None,
+        "notification": event.notification.total_seconds() if event.notification else None,
+        "cancel_at": _ts(event.cancel_at), "opted_out": event.opted_out,
+    }
+
+
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    """Inverse of event_to_dict; ValueError/KeyError/TypeError on a damaged record."""
+    return Event(
+        event_id=str(data["event_id"]), modification_number=int(data["modification_number"]),
+        intervals=tuple(Interval(_dt(a), _dt(b), float(level)) for a, b, level in data["intervals"]),  # type: ignore[arg-type]
+        priority=int(data["priority"]), cancelled=bool(data["cancelled"]), test_event=bool(data["test_event"]),
+        signal_name=str(data["signal_name"]), seq=int(data["seq"]),
+        start_after=timedelta(seconds=float(data["start_after"])), offset=timedelta(seconds=float(data["offset"])),
+        ramp_up=timedelta(seconds=data["ramp_up"]) if data.get("ramp_up") else None,
+        notification=timedelta(seconds=data["notification"]) if data.get("notification") else None,
+        cancel_at=_dt(data.get("cancel_at")), opted_out=bool(data.get("opted_out", False)),
+    )

@@ -174,7 +174,7 @@ class ReportRequest:
 
 
 OptResponse = tuple[str, int, str, int]  # event_id, modification_number, opt_type, response_code
-DistributionHandler = Callable[[list[dict[str, Any]]], list[OptResponse]]
+DistributionHandler = Callable[[list[dict[str, Any]]], Awaitable[list[OptResponse]]]
 
 
 class VtnLink:
@@ -182,13 +182,16 @@ class VtnLink:
 
     def __init__(self, settings: VenSettings, meter: MeterSettings, samples: SampleQueue,
                  on_distribution: DistributionHandler,
-                 status: Optional[Callable[[], dict[str, float]]] = None) -> None:
+                 status: Optional[Callable[[], dict[str, float]]] = None, store: Any = None) -> None:
         self.settings = settings
         self.meter = meter
         self.samples = samples
         self.on_distribution = on_distribution
         # TELEMETRY_STATUS values by name ('online', 'manual_override'); the names are fixed at start.
         self.status = status or (lambda: {"online": 1.0})
+        self.store = store  # remembers the last registration (venID) across restarts
+        self._opts: dict[str, tuple[int, str]] = {}  # event_id -> (modification_number, opt) to send
+        self._opts_pending = asyncio.Event()
         self.client = GatewayClient(settings)
         self.registered = asyncio.Event()
         self.poll_period = timedelta(seconds=10)
@@ -214,7 +217,13 @@ class VtnLink:
     async def run(self) -> None:
         """Register (retrying forever), then poll until the VTN asks us to register again."""
         backoff = Backoff(RETRY_INITIAL, self.settings.retry_max)
+        if self.store is not None and not self.client.ven_id:
+            try:
+                self.client.ven_id = await self.store.get("ven_id") or None
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not read the last registration from the state store: %s", exc)
         reporter = asyncio.create_task(self._deliver_reports(), name="report-delivery")
+        opts = asyncio.create_task(self._deliver_opts(), name="opt-delivery")
         try:
             while True:
                 self.registration_attempts += 1
@@ -236,7 +245,8 @@ class VtnLink:
         finally:
             self._set_status_request(None)
             reporter.cancel()
-            await asyncio.gather(reporter, return_exceptions=True)
+            opts.cancel()
+            await asyncio.gather(reporter, opts, return_exceptions=True)
             await self.client.close()
 
     def _unregister_locally(self) -> None:
@@ -274,6 +284,13 @@ class VtnLink:
         log.info("registered with the VTN as venID %s (registrationID %s), polling every %s s",
                  c.ven_id, c.registration_id, self.poll_period.total_seconds())
         self.registered.set()
+        self.last_poll_ok = datetime.now(timezone.utc)
+        if self.store is not None:
+            try:
+                await self.store.set("ven_id", str(c.ven_id))
+                await self.store.set("registration_id", str(c.registration_id))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not save the registration to the state store: %s", exc)
 
     def _status_metadata_report(self) -> objects.Report:
         target = objects.Target(resource_id=self.meter.resource_id)
@@ -442,7 +459,7 @@ class VtnLink:
         if not isinstance(events, list):
             log.warning("refused oadrDistributeEvent: events is not a list")
             return
-        responses = self.on_distribution(events)
+        responses = await self.on_distribution(events)
         required = {str((e.get("event_descriptor") or {}).get("event_id")): e.get("response_required")
                     for e in events if isinstance(e, dict)}
         event_responses = [
@@ -457,6 +474,54 @@ class VtnLink:
             "oadrCreatedEvent", ven_id=c.ven_id, event_responses=event_responses,
             response={"response_code": 200, "response_description": "OK",
                       "request_id": payload.get("request_id")}))
+
+    def online(self) -> bool:
+        """Registered, and the last poll was answered within 3 poll periods."""
+        if not self.registered.is_set() or self.last_poll_ok is None:
+            return False
+        age = datetime.now(timezone.utc) - self.last_poll_ok
+        return age <= 3 * self.poll_period
+
+    # -- opt changes from the building (ADR-Opt-Out) ------------------------------------------------
+
+    def queue_opts(self, opts: list[tuple[str, int, str]]) -> None:
+        """Tell the VTN (oadrCreatedEvent) about opt changes; retried until the VTN takes them."""
+        for event_id, modification_number, opt in opts:
+            self._opts[event_id] = (modification_number, opt)
+        if self._opts:
+            self._opts_pending.set()
+
+    async def _deliver_opts(self) -> None:
+        backoff = Backoff(RETRY_INITIAL, self.settings.retry_max)
+        while True:
+            await self._opts_pending.wait()
+            await self.registered.wait()
+            sending = dict(self._opts)
+            c = self.client
+            request_id = utils.generate_id()
+            responses = [{"response_code": 200, "response_description": "OK", "request_id": request_id,
+                          "event_id": event_id, "modification_number": mod, "opt_type": opt}
+                         for event_id, (mod, opt) in sending.items()]
+            try:
+                message_type, payload = await c._perform_request("EiEvent", c._create_message(
+                    "oadrCreatedEvent", ven_id=c.ven_id, event_responses=responses,
+                    response={"response_code": 200, "response_description": "OK", "request_id": request_id}))
+                code = _response_code(payload)
+                if message_type not in ("", "oadrResponse") or code not in (None, 200):
+                    raise VtnProtocolError(f"opt change not acknowledged: {message_type} {code}")
+            except VtnError as exc:
+                delay = backoff.next()
+                log.warning("could not send %d opt change(s) to the VTN: %s; retry in %.1f s",
+                            len(sending), exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            for event_id, value in sending.items():
+                log.info("VTN told %s for event %s", value[1], event_id)
+                if self._opts.get(event_id) == value:
+                    del self._opts[event_id]
+            if not self._opts:
+                self._opts_pending.clear()
 
     # -- telemetry delivery -------------------------------------------------------------------
 

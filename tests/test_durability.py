@@ -165,9 +165,10 @@ async def test_vtn_that_forgot_the_ven_gets_re_registration_and_the_kept_samples
 
 async def test_telemetry_status_report_reaches_the_vtn(vtn, meter, start_gateway, tmp_path) -> None:
     await start_gateway(gateway_settings(vtn.url, meter, tmp_path, interval=1.0))
-    await wait_for(lambda: vtn.record.status, 30, what="a TELEMETRY_STATUS report")
-    resource, _, value = vtn.record.status[-1]
-    assert resource == "device001" and value == 1.0
+    # two status items per report: online (1.0 while running) and manual override (0.0: no opt-out)
+    await wait_for(lambda: len(vtn.record.status) >= 2, 30, what="a TELEMETRY_STATUS report")
+    assert {r for r, _, _ in vtn.record.status} == {"device001"}
+    assert sorted(v for _, _, v in vtn.record.status[:2]) == [0.0, 1.0]
 
 
 async def test_backlog_bound_drops_the_oldest_samples_and_counts_them(meter, start_gateway, tmp_path,

@@ -1,0 +1,255 @@
+"""EventController: holds the VTN's events, keeps every event point right, persists what matters.
+
+The decisions are the pure schedule's (schedule.py); this class adds what needs a clock, randomness,
+I/O or the device: choosing randomization offsets, the timer for the next boundary (plus a 1 s tick
+while a countdown is visible), opt-out, persistence, and the opt messages to send to the VTN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Optional, Protocol
+
+from . import points as P
+from .schedule import (ACTIVE, CANCELLED, COMPLETED, FAR, NEAR, STATUS_STATES, Event, evaluate,
+                       event_from_dict, event_from_oadr, event_to_dict, merge, with_offset)
+
+log = logging.getLogger("adrgw.events")
+
+Clock = Callable[[], datetime]
+OptResponse = tuple[str, int, str, int]  # event_id, modification_number, opt_type, response_code
+# OpenADR 2.0b response code for an event we could not understand.
+EVENT_REFUSED = 400
+# Countdown points (start-in, remaining) are refreshed at least this often while they show something.
+TICK_SECONDS = 1.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Device(Protocol):
+    def set_value(self, name: str, value: Any) -> bool: ...
+
+    def set_level(self, value: float) -> bool: ...
+
+
+class EventStore(Protocol):
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+    async def get(self, key: str) -> Optional[str]: ...
+
+    async def set(self, key: str, value: str) -> None: ...
+
+
+def _save_events(db: Any, rows: list[tuple[str, str]]) -> None:
+    with db:  # one transaction: the stored set is always a whole distribution's result
+        db.execute("CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        db.execute("DELETE FROM events")
+        db.executemany("INSERT INTO events (event_id, data) VALUES (?, ?)", rows)
+
+
+def _load_events(db: Any) -> list[tuple[str, str]]:
+    db.execute("CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+    return db.execute("SELECT event_id, data FROM events").fetchall()
+
+
+class EventController:
+    def __init__(self, device: Device, store: Optional[EventStore] = None, event_level_name: str = "ADR-Event-Level",
+                 signal_name: Optional[str] = None, apply_test_events: bool = False, clock: Clock = utc_now,
+                 rng: Optional[random.Random] = None) -> None:
+        self.device = device
+        self.store = store
+        self.event_level_name = event_level_name
+        self.signal_name = signal_name
+        self.apply_test_events = apply_test_events
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.events: dict[str, Event] = {}
+        self.opt_out = False
+        self._seq = 0
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._statuses: dict[str, str] = {}
+        self.active_event: Optional[str] = None
+        # Set by the VTN link: deliver these opt responses (event_id, modification_number, opt).
+        self.send_opts: Optional[Callable[[list[tuple[str, int, str]]], None]] = None
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Load events and the opt-out state stored by the previous run (VTN not needed)."""
+        if self.store is None:
+            return
+        rows = await self.store.call(_load_events)
+        for event_id, data in rows:
+            try:
+                self.events[event_id] = event_from_dict(json.loads(data))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("stored event %s is damaged (%s): dropped", event_id, exc)
+        self._seq = max((e.seq for e in self.events.values()), default=-1) + 1
+        self.opt_out = (await self.store.get("opt_out")) == "1"
+        if self.events or self.opt_out:
+            log.info("restored %d event(s) from the state store%s", len(self.events),
+                     "; opt-out is active" if self.opt_out else "")
+
+    async def _persist(self) -> None:
+        if self.store is None:
+            return
+        rows = [(e.event_id, json.dumps(event_to_dict(e))) for e in self.events.values()]
+        try:
+            await self.store.call(_save_events, rows)
+        except Exception as exc:  # noqa: BLE001 - the points must keep working without the disk
+            log.error("could not save events to the state store: %s", exc)
+
+    # -- the VTN's distributions ---------------------------------------------------------------------
+
+    async def on_distribution(self, raw_events: list[dict[str, Any]]) -> list[OptResponse]:
+        """Merge one oadrDistributeEvent; return the opt response for each event."""
+        now = self.clock()
+        parsed: list[Event] = []
+        responses: list[OptResponse] = []
+        listed: set[str] = set()
+        for raw in raw_events:
+            descriptor = raw.get("event_descriptor") if isinstance(raw, dict) else None
+            event_id = str(descriptor.get("event_id")) if isinstance(descriptor, dict) else None
+            mod = descriptor.get("modification_number", 0) if isinstance(descriptor, dict) else 0
+            if event_id:
+                listed.add(event_id)
+            try:
+                event = event_from_oadr(raw, self.signal_name)
+            except ValueError as exc:
+                log.warning("refused malformed event: %s", exc)
+                if event_id:
+                    responses.append((event_id, mod if isinstance(mod, int) else 0, "optOut", EVENT_REFUSED))
+                continue
+            event = self._prepare(event, now)
+            parsed.append(event)
+            opt = "optOut" if event.opted_out else "optIn"
+            responses.append((event.event_id, event.modification_number, opt, 200))
+        before = self.events
+        self.events, changes = merge(self.events, parsed, self._seq, listed)
+        self._seq += len(parsed)
+        for change in changes:
+            self._log_change(change.kind, change.event_id, change.modification_number, before)
+        if any(c.kind not in ("unchanged",) for c in changes):
+            await self._persist()
+        self.refresh()
+        return responses
+
+    def _prepare(self, event: Event, now: datetime) -> Event:
+        """Randomization offset (chosen once per event, kept across modifications and restarts),
+        randomized cancellation end, and the opt-out state."""
+        held = self.events.get(event.event_id)
+        if held is not None:
+            offset = held.offset
+        elif event.start_after > timedelta(0):
+            offset = timedelta(seconds=self.rng.uniform(0, event.start_after.total_seconds()))
+        else:
+            offset = timedelta(0)
+        event = with_offset(event, offset)
+        if event.cancelled and held is not None and held.cancel_at is not None:
+            event = replace(event, cancel_at=held.cancel_at)
+        elif event.cancelled and offset > timedelta(0) and held is not None and not held.cancelled \
+                and held.status(now) == ACTIVE:
+            # A randomized event ends at its randomized point after a cancellation, not at once.
+            event = replace(event, cancel_at=now + offset)
+        opted_out = (held.opted_out if held is not None else False) or \
+            (self.opt_out and event.status(now) not in (COMPLETED, CANCELLED))
+        return replace(event, opted_out=opted_out)
+
+    def _log_change(self, kind: str, event_id: str, mod: int, before: dict[str, Event]) -> None:
+        event = self.events.get(event_id)
+        if kind in ("new", "modified") and event is not None:
+            levels = ", ".join(f"{i.level:g}" for i in event.intervals)
+            extra = []
+            if event.offset:
+                extra.append(f"randomized start +{event.offset.total_seconds():.1f} s")
+            if event.test_event:
+                extra.append("test event" + ("" if self.apply_test_events else ", not applied to the points"))
+            if event.opted_out:
+                extra.append("opted out")
+            log.info("event %s %s (modification %d, signal %s, priority %d): %d interval(s) [%s] from %s to %s%s",
+                     event_id, "received" if kind == "new" else "modified", mod, event.signal_name,
+                     event.priority, len(event.intervals), levels,
+                     event.start.isoformat() if event.start else "?",
+                     event.end.isoformat() if event.end else "open end",
+                     f" ({'; '.join(extra)})" if extra else "")
+        elif kind == "cancelled":
+            when = f" at its randomized end {event.cancel_at.isoformat()}" if event and event.cancel_at else ""
+            log.info("event %s cancelled by the VTN (modification %d)%s", event_id, mod, when)
+        elif kind == "removed":
+            log.info("event %s no longer listed by the VTN: removed (implied cancellation)", event_id)
+            self._statuses.pop(event_id, None)
+        elif kind == "stale":
+            log.warning("event %s: ignored an older modification than %d", event_id, mod)
+
+    # -- opt-out from BACnet --------------------------------------------------------------------------
+
+    async def set_opt_out(self, active: bool) -> None:
+        """ADR-Opt-Out written: opt out of (or back in to) the active and every pending event."""
+        now = self.clock()
+        changed: list[tuple[str, int, str]] = []
+        self.opt_out = active
+        for event_id, event in list(self.events.items()):
+            if event.status(now) in (COMPLETED, CANCELLED) or event.opted_out == active:
+                continue
+            self.events[event_id] = replace(event, opted_out=active)
+            changed.append((event_id, event.modification_number, "optOut" if active else "optIn"))
+        if self.store is not None:
+            try:
+                await self.store.set("opt_out", "1" if active else "0")
+            except Exception as exc:  # noqa: BLE001
+                log.error("could not save the opt-out state: %s", exc)
+        await self._persist()
+        log.info("opt-%s: %d event(s) affected%s", "out" if active else "in", len(changed),
+                 "; new events will be answered optOut" if active else "")
+        self.refresh()
+        if changed and self.send_opts is not None:
+            self.send_opts(changed)
+
+    # -- the points ------------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Set every event point for now and arm the timer for the next change (or the next tick of a
+        visible countdown)."""
+        now = self.clock()
+        state = evaluate(self.events.values(), now, self.apply_test_events)
+        for event_id, event in self.events.items():
+            status = event.status(now)
+            if self._statuses.get(event_id) != status:
+                if event_id in self._statuses or status not in (COMPLETED,):
+                    log.info("event %s is %s", event_id, status)
+                self._statuses[event_id] = status
+        self.active_event = state.event_id
+        d = self.device
+        d.set_level(state.level)
+        d.set_value(P.EVENT_STATUS, STATUS_STATES.index(state.status) + 1)
+        d.set_value(P.EVENT_ACTIVE, state.active)
+        d.set_value(P.START_IN, float(round(state.start_in)))
+        d.set_value(P.REMAINING, float(round(state.remaining)))
+        d.set_value(P.OPT_OUT, self.opt_out)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        wake: Optional[float] = None
+        if state.next_change is not None:
+            # +1 ms: the loop's clock and the wall clock may disagree by a hair; waking just after
+            # the boundary guarantees evaluate() sees the new interval.
+            wake = (state.next_change - now).total_seconds() + 0.001
+        if state.start_in > 0 or state.remaining > 0:
+            wake = TICK_SECONDS if wake is None else min(wake, TICK_SECONDS)
+        if wake is not None:
+            self._timer = asyncio.get_running_loop().call_later(max(0.0, wake), self.refresh)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+__all__ = ["EventController", "OptResponse", "FAR", "NEAR"]

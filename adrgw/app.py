@@ -52,6 +52,7 @@ class Gateway:
                                on_failure=self.device.set_meter_fault)
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
+        self._stopped = False
 
     def status(self) -> dict[str, float]:
         """TELEMETRY_STATUS values: online (the gateway reports, so it is), and manual override
@@ -87,6 +88,9 @@ class Gateway:
             task.result()
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         if self._tasks:

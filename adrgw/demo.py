@@ -259,8 +259,62 @@ class DemoVtn:
         return self.server.add_event(ven_id=ven_id, signal_name=signal_name, signal_type=signal_type,
                                      intervals=intervals, callback=self._on_opt, **kwargs)
 
+    def add_full_event(self, ven_id: str, levels: list[float], start: datetime, interval: timedelta,
+                       priority: int = 0, test_event: bool = False, start_after: Optional[timedelta] = None,
+                       ramp_up: Optional[timedelta] = None, signal_name: str = "SIMPLE",
+                       extra_signals: Optional[list[Any]] = None) -> str:
+        """An event with the OpenADR features add_event() cannot express (priority, test event,
+        randomization, ramp-up), built from openleadr's objects and queued with add_raw_event."""
+        from openleadr import objects, utils
+
+        event_id = utils.generate_id()
+        intervals = [objects.Interval(dtstart=start + n * interval, duration=interval, signal_payload=level,
+                                      uid=n) for n, level in enumerate(levels)]
+        signals = [objects.EventSignal(intervals=intervals, signal_name=signal_name, signal_type="level",
+                                       signal_id=utils.generate_id())] + list(extra_signals or [])
+        event = objects.Event(
+            event_descriptor=objects.EventDescriptor(
+                event_id=event_id, modification_number=0, market_context="oadr://demo", event_status="far",
+                created_date_time=datetime.now(timezone.utc), priority=priority, test_event=test_event),
+            active_period=objects.ActivePeriod(
+                dtstart=start, duration=interval * len(levels),
+                tolerance={"startafter": start_after} if start_after else None, ramp_up_period=ramp_up),
+            event_signals=signals, targets=[{"ven_id": ven_id}], response_required="always")
+        active_period = event.active_period
+        added = self.server.add_raw_event(ven_id=ven_id, event=event, callback=self._on_opt)
+        # openleadr's add_raw_event looks for 'event_descriptor.active_period' (never there) and so
+        # always rebuilds the active period from the intervals, dropping tolerance and ramp-up: put
+        # ours back (openleadr 0.5.36 bug).
+        event.active_period = active_period
+        return added
+
+    def _find(self, ven_id: str, event_id: str) -> Any:
+        from openleadr import utils
+
+        return utils.find_by(self.server.events[ven_id], "event_descriptor.event_id", event_id)
+
+    def modify_event(self, ven_id: str, event_id: str, levels: list[float]) -> None:
+        """Replace the levels of an event's first signal and bump its modificationNumber."""
+        from openleadr import utils
+
+        event = self._find(ven_id, event_id)
+        for interval, level in zip(utils.getmember(event, "event_signals")[0].intervals, levels):
+            utils.setmember(interval, "signal_payload", level)
+        utils.increment_event_modification_number(event)
+        self.server.events_updated[ven_id] = True
+
+    def forget_event(self, ven_id: str, event_id: str) -> None:
+        """Stop listing an event (the VEN must treat that as an implied cancellation)."""
+        self.server.events[ven_id].remove(self._find(ven_id, event_id))
+        self.server.events_updated[ven_id] = True
+
     def _on_opt(self, ven_id: str, event_id: str, opt_type: str) -> None:
         self.record.opts.append((event_id, opt_type))
+        # openleadr's VTN calls an event's callback for the first oadrCreatedEvent only (it pops it);
+        # a VEN may change its opt later (opt-out from the building), so listen again.
+        event = self._find(ven_id, event_id) if self.server is not None and ven_id in self.server.events else None
+        if event is not None:
+            self.server.event_callbacks[event_id] = (event, self._on_opt)
         log.info("VTN: %s answered %s for event %s", ven_id, opt_type, event_id)
 
     def cancel_event(self, ven_id: str, event_id: str) -> None:

@@ -46,9 +46,12 @@ class Store:
         self.path = self.directory / FILENAME
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="adrgw-store")
         self._db: Optional[sqlite3.Connection] = None
+        self._closed = False
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` on the store thread."""
+        if self._closed:
+            raise StoreError("the state store is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._run, fn, args)
 
@@ -91,6 +94,9 @@ class Store:
             self._db = self._connect()
 
     async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         loop = asyncio.get_running_loop()
 
         def _close() -> None:

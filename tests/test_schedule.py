@@ -193,3 +193,82 @@ def test_level_is_zero_or_a_payload_of_an_active_uncancelled_event(events, offse
         assert state.level in candidates and state.event_id is not None
     else:
         assert state.level == 0.0 and state.event_id is None
+
+
+# -- lifecycle: status, countdowns, randomization, test events, opt-out, persistence --------------------
+
+from adrgw.schedule import (ACTIVE, CANCELLED, COMPLETED, FAR, NEAR, NONE, event_from_dict,  # noqa: E402
+                            event_to_dict, with_offset)
+from dataclasses import replace as _replace  # noqa: E402
+
+
+def test_status_far_near_active_completed_cancelled_and_countdowns() -> None:
+    e = _replace(ev("e", [1, 2]), ramp_up=timedelta(minutes=5))
+    at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
+    assert e.status(at(-600)) == FAR and evaluate([e], at(-600)).status == FAR
+    assert e.status(at(-300)) == NEAR and evaluate([e], at(-300)).status == NEAR
+    assert evaluate([e], at(-300)).start_in == 300
+    state = evaluate([e], at(30))
+    assert e.status(at(30)) == ACTIVE and state.status == ACTIVE and state.remaining == 90 and state.start_in == 0
+    assert e.status(at(120)) == COMPLETED and evaluate([e], at(120)).status == NONE
+    assert _replace(e, cancelled=True).status(at(30)) == CANCELLED
+    # the near window is a wake-up instant
+    assert next_boundary([e], at(-600)) == at(-300)
+
+
+def test_randomized_start_shifts_every_interval_and_cancellation_can_end_at_the_randomized_point() -> None:
+    e = with_offset(_replace(ev("e", [1, 2]), start_after=timedelta(seconds=30)), timedelta(seconds=12))
+    assert e.start == T0 + timedelta(seconds=12) and e.intervals[1].start == T0 + timedelta(seconds=72)
+    assert evaluate([e], T0 + timedelta(seconds=11)).level == 0
+    assert evaluate([e], T0 + timedelta(seconds=12)).level == 1
+    cancelled = _replace(e, cancelled=True, cancel_at=T0 + timedelta(seconds=50))
+    assert evaluate([cancelled], T0 + timedelta(seconds=49)).level == 1
+    assert evaluate([cancelled], T0 + timedelta(seconds=50)).level == 0
+    assert next_boundary([cancelled], T0 + timedelta(seconds=20)) == T0 + timedelta(seconds=50)
+
+
+def test_test_events_and_opted_out_events_do_not_drive_the_points() -> None:
+    test = _replace(ev("t", [3]), test_event=True)
+    assert evaluate([test], T0).level == 0 and evaluate([test], T0).status == NONE
+    assert evaluate([test], T0, apply_test_events=True).level == 3
+    out = _replace(ev("o", [4]), opted_out=True)
+    assert evaluate([out], T0).level == 0
+
+
+def test_event_from_oadr_reads_tolerance_ramp_up_test_flag() -> None:
+    raw = oadr()
+    raw["active_period"].update(tolerance={"tolerate": {"startafter": timedelta(seconds=30)}},
+                                ramp_up=timedelta(minutes=5), notification=timedelta(minutes=10))
+    raw["event_descriptor"]["test_event"] = True
+    e = event_from_oadr(raw)
+    assert e.start_after == timedelta(seconds=30) and e.ramp_up == timedelta(minutes=5)
+    assert e.notification == timedelta(minutes=10) and e.test_event
+    assert event_from_oadr(oadr(signals=oadr()["event_signals"]), signal_name="SIMPLE").signal_name == "SIMPLE"
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=events_st(), offset=st.integers(0, 3600), opted=st.booleans())
+def test_persistence_form_round_trips(events, offset, opted) -> None:
+    for e in events:
+        e = _replace(with_offset(e, timedelta(seconds=offset)), opted_out=opted,
+                     ramp_up=timedelta(seconds=offset) if offset else None)
+        assert event_from_dict(event_to_dict(e)) == e
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=events_st(), offset_us=st.integers(min_value=-10**10, max_value=10**10),
+       ramp=st.integers(0, 7200))
+def test_status_and_countdowns_are_consistent(events, offset_us, ramp) -> None:
+    events = [_replace(e, ramp_up=timedelta(seconds=ramp) if ramp else None) for e in events]
+    now = T0 + timedelta(microseconds=offset_us)
+    state = evaluate(events, now)
+    assert state.status in (NONE, FAR, NEAR, ACTIVE)
+    assert (state.status == ACTIVE) == state.active == (state.event_id is not None)
+    assert state.start_in >= 0 and state.remaining >= 0
+    if state.status == ACTIVE:
+        assert state.start_in == 0
+    else:
+        assert state.remaining == 0 and state.level == 0
+    if state.status in (FAR, NEAR):
+        pending = [e.start for e in events if e.status(now) in (FAR, NEAR)]
+        assert state.start_in == (min(pending) - now).total_seconds()

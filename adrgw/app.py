@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from . import points as P

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from openleadr import enums as oadr_enums
 
@@ -427,7 +427,8 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
                 problems.append(f"{name}: [{section}] {key}: {exc}")
                 values[section][key] = None
 
-    ven, meter = values["ven"], values["meter"]
+    ven: dict[str, Any] = values["ven"]
+    meter: dict[str, Any] = values["meter"]
     # Cross-key checks, only when the keys themselves were fine.
     if (ven.get("cert") is None) != (ven.get("key") is None):
         missing = "key" if ven.get("key") is None else "cert"
@@ -443,20 +444,21 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
             measurement_unit(meter["measurement"], meter["unit"])
         except ValueError as exc:
             problems.append(f"{name}: [meter] unit: {exc}")
-    routes = values["bacnet"].get("routes") or ()
+    bacnet: dict[str, Any] = values["bacnet"]
+    routes = bacnet.get("routes") or ()
     if isinstance(routes, tuple):
-        port = values["bacnet"].get("port")
+        port = bacnet.get("port")
+        address = bacnet.get("address")
         for route in routes:
-            if isinstance(port, int) and route.port == port and \
-                    isinstance(values["bacnet"].get("address"), str) and \
-                    route.host == values["bacnet"]["address"].split("/")[0]:
+            if isinstance(port, int) and route.port == port and isinstance(address, str) and \
+                    route.host == address.split("/")[0]:
                 problems.append(f"{name}: [bacnet] routes: network {route.network} points at this "
                                 "gateway's own address and port")
 
     if problems:
         raise ConfigError(problems)
 
-    obj_type, instance = meter["object"]  # type: ignore[misc]
+    obj_type, instance = meter["object"]
     return Settings(
         ven=VenSettings(**{k: v for k, v in ven.items()}),  # type: ignore[arg-type]
         bacnet=BacnetSettings(**values["bacnet"]),  # type: ignore[arg-type]

@@ -298,7 +298,7 @@ class DemoVtn:
         from openleadr import utils
 
         event = self._find(ven_id, event_id)
-        for interval, level in zip(utils.getmember(event, "event_signals")[0].intervals, levels):
+        for interval, level in zip(utils.getmember(event, "event_signals")[0].intervals, levels, strict=False):
             utils.setmember(interval, "signal_payload", level)
         utils.increment_event_modification_number(event)
         self.server.events_updated[ven_id] = True

@@ -91,6 +91,7 @@ class GatewayClient(OpenADRClient):
         )
         self.request_timeout = settings.request_timeout
         self._settings = settings
+        self.client_session: Optional[aiohttp.ClientSession] = None
 
     def _ssl_context(self) -> Optional[ssl.SSLContext]:
         s = self._settings
@@ -122,11 +123,13 @@ class GatewayClient(OpenADRClient):
         socket-level timeouts.
         """
         await self._ensure_client_session()
+        session = self.client_session
+        assert session is not None
         url = f"{self.vtn_url}/{service}"
         log.debug("-> %s %s", url, utils.ensure_str(message))
         try:
             async with asyncio.timeout(self.request_timeout):
-                async with self.client_session.post(url, data=message) as resp:
+                async with session.post(url, data=message) as resp:
                     content = await resp.content.read(MAX_REPLY_BYTES + 1)
                     if len(content) > MAX_REPLY_BYTES:
                         raise VtnProtocolError(f"{service}: reply larger than {MAX_REPLY_BYTES} bytes refused")

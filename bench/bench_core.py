@@ -113,7 +113,7 @@ async def boundary_and_cadence(intervals: int, meter_seconds: float) -> dict[str
         await meter.stop()
         await vtn.stop()
     errors = [(t - round(t)) * 1000 for t in read_starts]
-    periods = [(b - a) * 1000 - 1000 for a, b in zip(read_starts, read_starts[1:])]
+    periods = [(b - a) * 1000 - 1000 for a, b in zip(read_starts, read_starts[1:], strict=False)]
     return {"boundary_lag_ms": figures(lags), "read_start_offset_ms": figures(errors),
             "period_error_ms": figures([abs(p) for p in periods]),
             "boundaries_seen": len(lags), "boundaries_expected": intervals + 1}

@@ -10,9 +10,7 @@ import socket
 import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-import pytest
 from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
@@ -149,7 +147,7 @@ async def test_meter_outage_no_values_mirror_shows_fault_then_recovers(vtn, mete
 async def test_vtn_that_forgot_the_ven_gets_re_registration_and_the_kept_samples(vtn, meter, start_gateway,
                                                                                   tmp_path) -> None:
     meter.value_fn = clock_value
-    gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+    await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
     await wait_for(lambda: len(vtn.record.readings) >= 2, 8, what="readings")
     registrations = len(vtn.record.registrations)
     await vtn.stop(keep_state=False)  # the VTN loses its database

@@ -184,7 +184,7 @@ async def test_cov_subscribers_are_notified_at_each_level_change(vtn, meter, sta
         await asyncio.sleep(0.5)
         vtn.add_event(gateway.link.ven_id, [1.0, 2.0], now() + timedelta(seconds=2), timedelta(seconds=2))
         for confirmed in (True, False):
-            await wait_for(lambda: seen[confirmed][-3:] == [1.0, 2.0, 0.0], 12,
+            await wait_for(lambda c=confirmed: seen[c][-3:] == [1.0, 2.0, 0.0], 12,
                            what=f"{'confirmed' if confirmed else 'unconfirmed'} COV notifications")
     finally:
         for task in tasks:

@@ -82,7 +82,7 @@ def test_event_from_oadr_prefers_simple_signal_else_first() -> None:
 
 def test_event_from_oadr_fills_missing_interval_starts_from_active_period() -> None:
     event = oadr(levels=(1, 2))
-    for n, interval in enumerate(event["event_signals"][0]["intervals"]):
+    for interval in event["event_signals"][0]["intervals"]:
         del interval["dtstart"]
     parsed = event_from_oadr(event)
     assert [i.start for i in parsed.intervals] == [T0, T0 + timedelta(minutes=1)]

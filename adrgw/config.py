@@ -328,6 +328,52 @@ def measurement_unit(measurement: str, unit: str) -> tuple[str, str]:
                      f"(use {', '.join(acceptable)}, optionally with an SI prefix such as k)")
 
 
+def check_tls_files(cert: Optional[str], key: Optional[str], ca_file: Optional[str]) -> list[tuple[str, str]]:
+    """(key, problem) pairs for the [ven] TLS files: format, expiry, key/cert match, key permissions.
+
+    Messages name files and facts only, never key material.
+    """
+    from datetime import datetime, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    problems: list[tuple[str, str]] = []
+    certificate = private_key = None
+    if cert:
+        try:
+            certificate = x509.load_pem_x509_certificate(Path(cert).read_bytes())
+        except (ValueError, OSError):
+            problems.append(("cert", f"file {cert!r} is not a PEM certificate"))
+        else:
+            expires = certificate.not_valid_after_utc
+            if expires < datetime.now(timezone.utc):
+                problems.append(("cert", f"certificate {cert!r} expired on {expires:%Y-%m-%d}"))
+    if key:
+        mode = os.stat(key).st_mode
+        if mode & 0o077:
+            problems.append(("key", f"file {key!r} is readable by group or others (mode {mode & 0o777:o}); "
+                                    "chmod 600 it"))
+        try:
+            private_key = serialization.load_pem_private_key(Path(key).read_bytes(), password=None)
+        except TypeError:
+            problems.append(("key", f"file {key!r} is an encrypted key; the gateway needs it unencrypted"))
+        except (ValueError, OSError):
+            problems.append(("key", f"file {key!r} is not a PEM private key"))
+    if certificate is not None and private_key is not None:
+        fmt = serialization.PublicFormat.SubjectPublicKeyInfo
+        enc = serialization.Encoding.DER
+        if certificate.public_key().public_bytes(enc, fmt) != private_key.public_key().public_bytes(enc, fmt):
+            problems.append(("key", f"file {key!r} does not match the certificate in {cert!r}"))
+    if ca_file:
+        try:
+            if not x509.load_pem_x509_certificates(Path(ca_file).read_bytes()):
+                raise ValueError
+        except (ValueError, OSError):
+            problems.append(("ca_file", f"file {ca_file!r} contains no PEM certificate"))
+    return problems
+
+
 # ---------------------------------------------------------------------------------------------
 # the schema: section -> key -> (parser, default or REQUIRED)
 
@@ -433,6 +479,9 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
     if (ven.get("cert") is None) != (ven.get("key") is None):
         missing = "key" if ven.get("key") is None else "cert"
         problems.append(f"{name}: [ven] {missing}: cert and key must be given together")
+    if not any(p.startswith(f"{name}: [ven] {k}:") for p in problems for k in ("cert", "key", "ca_file")):
+        for key_name, problem in check_tls_files(ven.get("cert"), ven.get("key"), ven.get("ca_file")):
+            problems.append(f"{name}: [ven] {key_name}: {problem}")
     if isinstance(ven.get("vtn_url"), str) and ven["vtn_url"].startswith("http://") and ven.get("cert"):
         problems.append(f"{name}: [ven] vtn_url: a client certificate is configured but the URL is http://")
     if isinstance(meter.get("timeout"), float) and isinstance(meter.get("interval"), float) \

@@ -172,9 +172,14 @@ class DemoVtn:
     """openleadr's OpenADRServer on 127.0.0.1 that accepts any VEN and requests its telemetry."""
 
     def __init__(self, port: int, poll_freq: float = 2.0, vtn_id: str = "DEMO-VTN",
-                 sampling: Optional[float] = None, accept: bool = True, host: str = "127.0.0.1") -> None:
+                 sampling: Optional[float] = None, accept: bool = True, host: str = "127.0.0.1",
+                 tls: Optional[dict[str, Any]] = None) -> None:
+        """``tls``: serve HTTPS and sign messages: keys ``cert``, ``key`` (the VTN's), ``ca_file`` (to
+        verify VEN client certificates), ``ven_fingerprint`` (the VEN certificate it accepts),
+        optionally ``ciphers`` and ``max_version`` to restrict the TLS server."""
         self.port = port
         self.host = host
+        self.tls = tls
         self.poll_freq = poll_freq
         self.vtn_id = vtn_id
         self.sampling = sampling
@@ -186,14 +191,23 @@ class DemoVtn:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/OpenADR2/Simple/2.0b"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host}:{self.port}/OpenADR2/Simple/2.0b"
 
     def _create_server(self) -> Any:
         from openleadr import OpenADRServer
 
+        tls = self.tls or {}
         server = OpenADRServer(vtn_id=self.vtn_id, http_host=self.host, http_port=self.port,
                                requested_poll_freq=timedelta(seconds=self.poll_freq),
-                               ven_lookup=self._ven_lookup)
+                               ven_lookup=self._ven_lookup, show_fingerprint=False,
+                               cert=tls.get("cert"), key=tls.get("key"),
+                               http_cert=tls.get("cert"), http_key=tls.get("key"), http_ca_file=tls.get("ca_file"))
+        if server.ssl_context is not None:
+            if tls.get("max_version"):
+                server.ssl_context.maximum_version = tls["max_version"]
+            if tls.get("ciphers"):
+                server.ssl_context.set_ciphers(tls["ciphers"])
         server.add_handler("on_create_party_registration", self._on_register)
         server.add_handler("on_register_report", self._on_register_report)
         return server
@@ -201,7 +215,8 @@ class DemoVtn:
     def _ven_lookup(self, ven_id: str) -> Optional[dict[str, str]]:
         for name, known in self.ven_ids.items():
             if known == ven_id:
-                return {"ven_id": ven_id, "ven_name": name, "registration_id": f"reg-{ven_id}"}
+                return {"ven_id": ven_id, "ven_name": name, "registration_id": f"reg-{ven_id}",
+                        "fingerprint": (self.tls or {}).get("ven_fingerprint")}
         return None
 
     def _on_register(self, info: dict[str, Any]) -> Any:

@@ -41,6 +41,14 @@ MAX_REPLY_BYTES = 4 * 1024 * 1024
 MAX_BATCH = 360
 # First retry delay after a failed registration or delivery; doubled up to [ven] retry_max.
 RETRY_INITIAL = 1.0
+# TLS 1.2+ with the two suites OpenADR 2.0b certification names first (TLS_ECDHE_ECDSA_WITH_AES_128_
+# CBC_SHA256, TLS_RSA_WITH_AES_128_CBC_SHA256), then modern AEAD suites; TLS 1.3 suites are always on.
+TLS_CIPHERS = ("ECDHE-ECDSA-AES128-SHA256:AES128-SHA256:"
+               "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+               "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+               "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+# Reply content types accepted from a VTN (an empty body carries none).
+XML_CONTENT_TYPES = ("application/xml", "text/xml")
 
 
 class VtnError(Exception):
@@ -99,6 +107,7 @@ class GatewayClient(OpenADRClient):
             return None
         ctx = ssl.create_default_context(cafile=s.ca_file or None)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(TLS_CIPHERS)
         ctx.check_hostname = s.check_hostname
         if s.cert and s.key:
             ctx.load_cert_chain(s.cert, s.key)
@@ -136,6 +145,8 @@ class GatewayClient(OpenADRClient):
                     if resp.status != 200:
                         first = content[:200].decode("utf-8", "replace").splitlines()[:1]
                         raise VtnHttpError(f"{service}: HTTP {resp.status} {first[0] if first else ''}".rstrip())
+                    if content and resp.content_type not in XML_CONTENT_TYPES:
+                        raise VtnProtocolError(f"{service}: refused reply with content type {resp.content_type!r}")
         except TimeoutError:
             raise VtnUnreachable(f"{service}: no answer within {self.request_timeout:g} s") from None
         except aiohttp.ClientError as exc:

@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from bacpypes3.apdu import ErrorRejectAbortNack
 from bacpypes3.basetypes import BinaryPV, PropertyIdentifier, Reliability, StatusFlags
+from bacpypes3.errors import ExecutionError
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier, Real
 
@@ -47,6 +48,17 @@ def quiet_bac0_logging(level: int = logging.WARNING) -> None:
         logger.setLevel(level)
         logger.propagate = True
     logging.getLogger("BAC0_Root").setLevel(level)
+
+
+def source_allowed(source: Any, allowed: tuple[str, ...]) -> bool:
+    """Whether a BACnet/IP source address is inside one of the allowed networks (CIDR strings)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.IPv4Address(str(source).split(":")[0])
+    except ValueError:
+        return False  # a routed (NET:MAC) source: not on the allow-list's IP networks
+    return any(ip in ipaddress.IPv4Network(net, strict=False) for net in allowed)
 
 
 def real_to_float(value: float) -> float:
@@ -144,6 +156,7 @@ class GatewayDevice:
                 obj._on_write = self._opt_out_written
             self.app.add_object(obj)
             self.objects[spec.name] = obj
+        self._lock_down()
         for route in s.routes:
             await self.add_static_route(route)
         announced = self.app.i_am()  # a plain call in bacpypes3 0.0.110, a coroutine elsewhere
@@ -158,6 +171,38 @@ class GatewayDevice:
             result = self.on_opt_out(active, source)
             if asyncio.iscoroutine(result):
                 await result
+
+    def _lock_down(self) -> None:
+        """Make BAC0's own objects (device, network port) read-only and apply the write allow-list.
+
+        BAC0/bacpypes3 let any client rewrite the device's objectName, the network port's settings
+        and more. Our points refuse writes by class (points.py); these two objects come from BAC0's
+        JSON, so their ``write_property`` is replaced on the instance (bypassing bacpypes3's
+        attribute guard with ``object.__setattr__``).
+        """
+        for obj in list(self.app.objectIdentifier.values()):
+            if obj.objectName in self.objects.keys():
+                continue
+
+            async def refuse(attr: Any, value: Any, index: Optional[int] = None, priority: Optional[int] = None,
+                             _obj: Any = obj) -> None:
+                P._refuse(_obj, attr)
+
+            object.__setattr__(obj, "write_property", refuse)
+        allowed = self.settings.allow_writes_from
+        if not allowed:
+            return
+        app = self.app
+        for service in ("do_WritePropertyRequest", "do_WritePropertyMultipleRequest"):
+            original = getattr(app, service)
+
+            async def guarded(apdu: Any, _original: Any = original) -> None:
+                if not source_allowed(apdu.pduSource, allowed):
+                    log.warning("refused a write from %s: not in [bacnet] allow_writes_from", apdu.pduSource)
+                    raise ExecutionError(errorClass="property", errorCode="writeAccessDenied")
+                await _original(apdu)
+
+            setattr(app, service, guarded)
 
     async def add_static_route(self, route: Route) -> None:
         """Tell the network layer that ``route.network`` is behind the router at host:port.

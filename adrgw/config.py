@@ -68,6 +68,7 @@ class BacnetSettings:
     routes: tuple[Route, ...] = ()
     bbmd: Optional[str] = None  # IP:PORT
     bbmd_ttl: int = 900
+    allow_writes_from: tuple[str, ...] = ()  # networks (CIDR) that may write ADR-Opt-Out; empty: anyone
 
     @property
     def ip(self) -> str:
@@ -243,6 +244,19 @@ def parse_cidr(text: str) -> str:
     return f"{ip.strip()}/{int(prefix)}"
 
 
+def parse_networks(text: str) -> tuple[str, ...]:
+    """``IP[/PREFIX][, IP[/PREFIX]]`` -> normalized CIDR strings."""
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.IPv4Network(part, strict=False)))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IPv4 address or network (e.g. 192.168.0.20 or 10.1.2.0/24)") from None
+    return tuple(networks)
+
+
 def parse_bool(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "yes", "true", "on"):
@@ -400,6 +414,7 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
         "routes": (parse_routes, ()),
         "bbmd": (lambda t: "%s:%d" % parse_ip_port(t), None),
         "bbmd_ttl": (_number(int, 1, 65535), 900),
+        "allow_writes_from": (parse_networks, ()),
     },
     "meter": {
         "address": (parse_bacnet_address, "12345:2"),

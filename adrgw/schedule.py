@@ -267,6 +267,8 @@ def choose_signal(signals: Sequence[Mapping[str, Any]], name: Optional[str] = No
     """The signal that drives the level: ``name`` if given and present, else SIMPLE, else the first."""
     if not signals:
         raise ValueError("event has no signals")
+    if not all(isinstance(signal, Mapping) for signal in signals):
+        raise ValueError("event has a signal that is not a structure")
     for wanted in ([name] if name else []) + [SIMPLE]:
         for signal in signals:
             if str(signal.get("signal_name", "")).upper() == wanted.upper():
@@ -275,7 +277,20 @@ def choose_signal(signals: Sequence[Mapping[str, Any]], name: Optional[str] = No
 
 
 def event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str] = None) -> Event:
-    """Build an Event from openleadr's event dict; ValueError names what is malformed."""
+    """Build an Event from openleadr's event dict; ValueError names what is malformed.
+
+    Anything a hostile or broken VTN can put in the structure ends as a ValueError, never as
+    another exception type (fuzzed in tests/test_hostile.py).
+    """
+    try:
+        return _event_from_oadr(event, signal_name)
+    except (AttributeError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        raise ValueError(f"malformed event structure ({type(exc).__name__}: {exc})") from None
+
+
+def _event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str]) -> Event:
+    if not isinstance(event, Mapping):
+        raise ValueError("event is not a structure")
     try:
         descriptor = event["event_descriptor"]
         event_id = str(descriptor["event_id"])
@@ -315,6 +330,8 @@ def event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str] = None)
     intervals: list[Interval] = []
     for number, raw in enumerate(raw_intervals):
         what = f"event {event_id} interval {number}"
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{what}: not a structure")
         start = raw.get("dtstart")
         start = _aware(start, f"{what} dtstart") if start is not None else cursor
         if start is None:

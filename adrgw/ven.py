@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -139,9 +140,7 @@ class GatewayClient(OpenADRClient):
         try:
             async with asyncio.timeout(self.request_timeout):
                 async with session.post(url, data=message) as resp:
-                    content = await resp.content.read(MAX_REPLY_BYTES + 1)
-                    if len(content) > MAX_REPLY_BYTES:
-                        raise VtnProtocolError(f"{service}: reply larger than {MAX_REPLY_BYTES} bytes refused")
+                    content = await _read_bounded(resp, MAX_REPLY_BYTES, service)
                     if resp.status != 200:
                         first = content[:200].decode("utf-8", "replace").splitlines()[:1]
                         raise VtnHttpError(f"{service}: HTTP {resp.status} {first[0] if first else ''}".rstrip())
@@ -156,6 +155,7 @@ class GatewayClient(OpenADRClient):
         except OSError as exc:
             raise VtnUnreachable(f"{service}: {exc}") from None
         log.debug("<- %s", content.decode("utf-8", "replace"))
+        refuse_dtd(content, service)
         if not content:
             # openleadr's VTN answers an oadrResponse from us with an empty 200 body.
             return "", {}
@@ -170,6 +170,38 @@ class GatewayClient(OpenADRClient):
             raise VtnProtocolError(f"{service}: refused reply: {type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         return message_type, payload
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, service: str) -> bytes:
+    """The whole body, or VtnProtocolError as soon as it exceeds ``limit`` (memory stays bounded).
+
+    ``StreamReader.read(n)`` returns what is buffered, up to n: read until EOF, chunk by chunk.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await resp.content.read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise VtnProtocolError(f"{service}: reply larger than {limit} bytes refused")
+        chunks.append(chunk)
+
+
+_DTD = re.compile(rb"<!\s*(doctype|entity)", re.IGNORECASE)
+
+
+def refuse_dtd(content: bytes, service: str) -> None:
+    """Refuse any reply that carries a DTD (entity declarations), before any XML parser sees it.
+
+    OpenADR 2.0b messages never have one. Workaround for lxml/libxml2 as openleadr uses it:
+    ``openleadr.messaging.validate_xml_schema`` (a schema-validating parser) crashes the whole
+    process with a segmentation fault on an entity-expansion ("billion laughs") document, where a
+    plain lxml parser stops at its amplification limit. Measured with lxml 6.1.3 / openleadr 0.5.36.
+    """
+    if _DTD.search(content):
+        raise VtnProtocolError(f"{service}: refused reply with a DTD/entity declarations (XML bomb?)")
 
 
 def _response_code(payload: dict[str, Any]) -> Optional[int]:

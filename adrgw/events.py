@@ -129,6 +129,10 @@ class EventController:
                 continue
             event = self._prepare(event, now)
             parsed.append(event)
+            if event.status(now) == COMPLETED:
+                # Nothing to opt into. (openleadr's VTN forgets completed events once listed and
+                # answers a late oadrCreatedEvent for one with HTTP 500.)
+                continue
             opt = "optOut" if event.opted_out else "optIn"
             responses.append((event.event_id, event.modification_number, opt, 200))
         before = self.events

@@ -440,7 +440,12 @@ class VtnLink:
                     log.info("VTN answers polls again after %d failure(s)", failures)
                 failures = 0
                 self.last_poll_ok = datetime.now(timezone.utc)
-                if await self._dispatch(message_type, payload):
+                try:
+                    more = await self._dispatch(message_type, payload)
+                except VtnError as exc:
+                    log.warning("could not complete the exchange for %s: %s", message_type, exc)
+                    more = False
+                if more:
                     continue  # the VTN may have more queued: ask again right away
             next_at = max(next_at + self.poll_period.total_seconds(), loop.time())
             try:
@@ -516,10 +521,18 @@ class VtnLink:
         if not event_responses:
             return
         c = self.client
-        await c._perform_request("EiEvent", c._create_message(
-            "oadrCreatedEvent", ven_id=c.ven_id, event_responses=event_responses,
-            response={"response_code": 200, "response_description": "OK",
-                      "request_id": payload.get("request_id")}))
+        try:
+            await c._perform_request("EiEvent", c._create_message(
+                "oadrCreatedEvent", ven_id=c.ven_id, event_responses=event_responses,
+                response={"response_code": 200, "response_description": "OK",
+                          "request_id": payload.get("request_id")}))
+        except VtnUnreachable as exc:
+            log.warning("could not answer the events (%s); the answers will be sent again", exc)
+            self.queue_opts([(r["event_id"], r["modification_number"], r["opt_type"]) for r in event_responses])
+        except VtnError as exc:
+            # The VTN refused our answer (e.g. openleadr's VTN gives HTTP 500 for an event it has
+            # already dropped); the events themselves were applied. Not worth re-registering for.
+            log.warning("the VTN refused our event responses: %s", exc)
 
     def online(self) -> bool:
         """Registered, and the last poll was answered within 3 poll periods."""

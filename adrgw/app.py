@@ -15,6 +15,7 @@ from . import points as P
 from .bacnet import GatewayDevice, PointRef
 from .config import Settings
 from .events import EventController
+from .sdnotify import Notifier
 from .store import Store
 from .telemetry import SampleQueue, Sampler
 from .ven import VtnLink
@@ -52,6 +53,20 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
         self._stopped = False
+
+    def status_line(self) -> str:
+        """One line for systemd's STATUS (``systemctl status``): registration and reports."""
+        link = self.link
+        parts = [f"registered as {link.ven_id}" if link.registered.is_set() else
+                 f"not registered (attempt {link.registration_attempts})"]
+        if link.last_delivery is not None:
+            parts.append(f"last report {link.last_delivery:%Y-%m-%d %H:%M:%S}Z")
+        parts.append(f"{len(self.samples)} sample(s) queued")
+        if self.sampler.failures:
+            parts.append(f"meter failing ({self.sampler.failures} reads)")
+        if self.controller.active_event:
+            parts.append(f"event {self.controller.active_event} active")
+        return "; ".join(parts)
 
     def status(self) -> dict[str, float]:
         """TELEMETRY_STATUS values: online (the gateway reports, so it is), and manual override
@@ -108,9 +123,19 @@ async def run_until_signal(gateway: Gateway, extra_stop: Optional[Callable[[], A
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # SIGHUP is ignored (with a log line): the configuration is only read at start, so a changed
+    # config.ini needs a restart (systemctl restart), which also re-checks it.
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
+        "SIGHUP ignored: restart the gateway to apply configuration changes"))
+    notifier = Notifier()
+    watchdog: Optional[asyncio.Task[None]] = None
     code = 0
     try:
         await gateway.start()
+        # READY once the BACnet device is up, not when the VTN answers: the building's points work
+        # (from the stored schedule) while the VTN may still be unreachable.
+        notifier.ready(gateway.status_line())
+        watchdog = asyncio.create_task(notifier.run_watchdog(gateway.status_line), name="sd-watchdog")
         waiter = asyncio.create_task(gateway.wait())
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -123,10 +148,14 @@ async def run_until_signal(gateway: Gateway, extra_stop: Optional[Callable[[], A
         waiter.cancel()
         stopper.cancel()
     finally:
+        notifier.stopping()
+        if watchdog is not None:
+            watchdog.cancel()
         await asyncio.wait_for(gateway.stop(), SHUTDOWN_GRACE + 1)
         if extra_stop is not None:
             await extra_stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        notifier.close()
     log.info("stopped")
     return code

@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="configuration file (default: config.ini in the current directory)")
     p.add_argument("--check", action="store_true",
                    help="validate the configuration, print a summary and exit (2 when invalid)")
+    p.add_argument("--probe", action="store_true",
+                   help="commissioning check: read the meter once, look for its route, contact the VTN "
+                        "once; print a table; exit 0 only when all pass")
     p.add_argument("--demo", action="store_true",
                    help="run with a built-in VTN, BACnet router and simulated meter on loopback")
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
@@ -60,6 +63,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.check:
         print("\n".join(summary(settings)))
         return EXIT_OK
+    if args.probe:
+        logsetup.setup(args.log_level or "WARNING")
+        from .probe import run_probe
+
+        return asyncio.run(run_probe(settings))
 
     logsetup.setup(args.log_level or settings.log_level)
     from .app import Gateway, run_until_signal

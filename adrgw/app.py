@@ -17,6 +17,7 @@ from .config import Settings
 from .events import EventController
 from .sdnotify import Notifier
 from .store import Store
+from .writer import WriteThrough
 from .telemetry import SampleQueue, Sampler
 from .ven import VtnLink
 
@@ -44,6 +45,8 @@ class Gateway:
         self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, status=self.status,
                             store=self.store)
         self.controller.send_opts = self.link.queue_opts
+        self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
+        self.controller.on_level = self.write_through.set_level
         self.device.on_opt_out = lambda active, source: self.controller.set_opt_out(active)
         self.meter_ref = PointRef(s.meter.address, s.meter.object_type, s.meter.instance, s.meter.property_id)
         self.sampler = Sampler(self._read_meter, self.samples, s.meter.interval, s.meter.scale,
@@ -87,6 +90,7 @@ class Gateway:
         await self.controller.restore()
         await self.device.start()
         self.device.bound_apdu_timeout(self.settings.meter.timeout)
+        await self.write_through.start()
         self.controller.refresh()  # stored events drive the points before the VTN answers
         self._tasks = [asyncio.create_task(self.link.run(), name="vtn-link"),
                        asyncio.create_task(self.sampler.run(), name="meter-sampler"),
@@ -110,6 +114,7 @@ class Gateway:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE)
         self.controller.close()
+        await self.write_through.stop()  # relinquish before the BACnet stack goes away
         await self.device.stop()
         if len(self.samples):
             log.info("%d sample(s) not yet delivered are kept in %s for the next start", len(self.samples),

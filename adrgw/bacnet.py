@@ -149,7 +149,7 @@ class GatewayDevice:
             if getattr(self._bacnet, "_initialized", False):
                 break
             await asyncio.sleep(0.05)
-        for spec in P.point_specs(self.points.event_level):
+        for spec in P.point_specs(self.points.event_level) if self.points.expose else []:
             units = ENGINEERING_UNITS.get(self.meter_unit, "noUnits") if spec.name == P.METER_VALUE else None
             obj = P.make_point(spec, units)
             if isinstance(obj, P.OptOutBinaryValue):

@@ -111,8 +111,88 @@ class MeterSettings:
 @dataclass(frozen=True)
 class PointSettings:
     event_level: str = "ADR-Event-Level"
+    expose: bool = True  # false: a client-only gateway (no points of its own; write-through only)
     signal_name: Optional[str] = None  # signal driving the level; default SIMPLE, else the first
     apply_test_events: bool = False  # testEvent=true events move the points only when true
+
+
+@dataclass(frozen=True)
+class WriteTarget:
+    """A ``[write.NAME]`` section: a point of the building the gateway commands during events."""
+
+    name: str
+    address: str
+    object_type: str
+    instance: int
+    property_id: str = "presentValue"
+    priority: int = 10
+    values: tuple[tuple[float, object], ...] = ()  # (level, value to write); unmapped levels relinquish
+
+    @property
+    def kind(self) -> str:
+        return target_kind(self.object_type)
+
+    def value_for(self, level: float) -> Optional[object]:
+        for mapped_level, value in self.values:
+            if mapped_level == level:
+                return value
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.address} {self.object_type} {self.instance} {self.property_id} @{self.priority}"
+
+
+def target_kind(object_type: str) -> str:
+    """'analog' | 'binary' | 'multistate' for the commandable object types write-through supports."""
+    lowered = object_type.replace("-", "").lower()
+    for kind in ("analog", "binary", "multistate"):
+        if lowered.startswith(kind) and (lowered.endswith("value") or lowered.endswith("output")):
+            return kind
+    raise ValueError(f"object type {object_type!r} cannot be commanded by write-through "
+                     "(use an analog, binary or multi-state value or output)")
+
+
+def parse_target_value(kind: str, text: str) -> object:
+    text = text.strip()
+    if kind == "analog":
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"{text!r} is not a finite number")
+        return value
+    if kind == "binary":
+        lowered = text.lower()
+        if lowered in ("active", "1", "on"):
+            return "active"
+        if lowered in ("inactive", "0", "off"):
+            return "inactive"
+        raise ValueError(f"{text!r} is not active or inactive")
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{text!r} is not a state number (1, 2, ...)")
+    return int(text)
+
+
+def parse_values(kind: str, text: str) -> tuple[tuple[float, object], ...]:
+    """``LEVEL=VALUE[, LEVEL=VALUE]`` e.g. ``1=74.0, 2=76.0`` or ``1=active``."""
+    pairs: list[tuple[float, object]] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        level_text, sep, value_text = part.partition("=")
+        if not sep:
+            raise ValueError(f"{part!r} is not LEVEL=VALUE")
+        try:
+            level = float(level_text)
+        except ValueError:
+            raise ValueError(f"level {level_text.strip()!r} is not a number") from None
+        if any(level == known for known, _ in pairs):
+            raise ValueError(f"level {level:g} is mapped twice")
+        try:
+            pairs.append((level, parse_target_value(kind, value_text)))
+        except ValueError as exc:
+            raise ValueError(f"level {level:g}: {exc}") from None
+    if not pairs:
+        raise ValueError("no LEVEL=VALUE pairs")
+    return tuple(pairs)
 
 
 @dataclass(frozen=True)
@@ -130,6 +210,7 @@ class Settings:
     state: StateSettings = field(default_factory=StateSettings)
     log_level: str = "INFO"
     source: str = "config.ini"
+    writes: tuple[WriteTarget, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,6 +510,7 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
     },
     "points": {
         "event_level": (_nonempty, "ADR-Event-Level"),
+        "expose": (parse_bool, True),
         "signal_name": (_nonempty, None),
         "apply_test_events": (parse_bool, False),
     },
@@ -465,10 +547,15 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
     problems: list[str] = []
     values: dict[str, dict[str, object]] = {}
 
+    writes: list[WriteTarget] = []
     for section in parser.sections():
-        if section not in _SCHEMA:
+        if section.startswith("write."):
+            target = _write_target(parser[section], section, name, problems)
+            if target is not None:
+                writes.append(target)
+        elif section not in _SCHEMA:
             problems.append(f"{name}: [{section}]: unknown section "
-                            f"(known: {', '.join(_SCHEMA)})")
+                            f"(known: {', '.join(_SCHEMA)}, write.NAME)")
     for section, keys in _SCHEMA.items():
         got = parser[section] if parser.has_section(section) else {}
         values[section] = {}
@@ -536,7 +623,69 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
         state=StateSettings(**values["state"]),  # type: ignore[arg-type]
         log_level=values["logging"]["level"],  # type: ignore[arg-type]
         source=name,
+        writes=tuple(writes),
     )
+
+
+_WRITE_KEYS = ("address", "object", "property", "priority", "values")
+
+
+def _write_target(section: configparser.SectionProxy, title: str, name: str,
+                  problems: list[str]) -> Optional[WriteTarget]:
+    """One [write.NAME] section, or None with its problems appended."""
+    before = len(problems)
+    target_name = title[len("write."):]
+
+    def problem(key: str, text: str) -> None:
+        problems.append(f"{name}: [{title}] {key}: {text}")
+
+    if not re.match(r"^[A-Za-z0-9_-]+$", target_name):
+        problems.append(f"{name}: [{title}]: the name after 'write.' may use letters, digits, _ and - only")
+    for key in section:
+        if key not in _WRITE_KEYS:
+            problem(key, "unknown key")
+    address = obj = None
+    prop, priority = "presentValue", 10
+    if not section.get("address", "").strip():
+        problem("address", "required but missing")
+    else:
+        try:
+            address = parse_bacnet_address(section["address"])
+        except ValueError as exc:
+            problem("address", str(exc))
+    if not section.get("object", "").strip():
+        problem("object", "required but missing")
+    else:
+        try:
+            obj = parse_object(section["object"])
+            target_kind(obj[0])
+        except ValueError as exc:
+            problem("object", str(exc))
+            obj = None
+    if section.get("property", "").strip():
+        try:
+            prop = parse_property(section["property"])
+        except ValueError as exc:
+            problem("property", str(exc))
+    if section.get("priority", "").strip():
+        try:
+            priority = _number(int, 1, 16)(section["priority"])
+            if priority <= 2:
+                problem("priority", f"{priority} is reserved for life safety (use 3..16)")
+        except ValueError as exc:
+            problem("priority", str(exc))
+    values: tuple[tuple[float, object], ...] = ()
+    if not section.get("values", "").strip():
+        problem("values", "required but missing (e.g. 1=74.0, 2=76.0)")
+    elif obj is not None:
+        try:
+            values = parse_values(target_kind(obj[0]), section["values"])
+        except ValueError as exc:
+            problem("values", str(exc))
+    if len(problems) > before or address is None or obj is None:
+        return None
+    return WriteTarget(name=target_name, address=address, object_type=obj[0], instance=obj[1],
+                       property_id=prop, priority=priority, values=values)
 
 
 def summary(settings: Settings) -> list[str]:

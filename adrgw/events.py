@@ -78,6 +78,9 @@ class EventController:
         self.active_event: Optional[str] = None
         # Set by the VTN link: deliver these opt responses (event_id, modification_number, opt).
         self.send_opts: Optional[Callable[[list[tuple[str, int, str]]], None]] = None
+        # Called with the level whenever it changes (write-through follows the same level).
+        self.on_level: Optional[Callable[[float], None]] = None
+        self._notified_level: Optional[float] = None
 
     # -- persistence ------------------------------------------------------------------------------
 
@@ -232,6 +235,9 @@ class EventController:
         self.active_event = state.event_id
         d = self.device
         d.set_level(state.level)
+        if self.on_level is not None and state.level != self._notified_level:
+            self._notified_level = state.level
+            self.on_level(state.level)
         d.set_value(P.EVENT_STATUS, STATUS_STATES.index(state.status) + 1)
         d.set_value(P.EVENT_ACTIVE, state.active)
         d.set_value(P.START_IN, float(round(state.start_in)))

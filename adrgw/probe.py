@@ -71,9 +71,39 @@ async def _bacnet_checks(settings: Settings) -> list[Check]:
             checks.append(Check("meter read", False, f"{ref}: {exc}",
                                 "check [meter] address/object/property against the meter, that the router "
                                 "forwards to its network, and the MS/TP MAC and baud rate"))
+        for target in s.writes:
+            checks.append(await _target_check(device, target, s.meter.timeout))
     finally:
         await device.stop()
     return checks
+
+
+async def _target_check(device: GatewayDevice, target: Any, timeout: float) -> Check:
+    """Read the write target's priorityArray once: commandable, and who holds which slot."""
+    from bacpypes3.apdu import ErrorRejectAbortNack
+    from bacpypes3.basetypes import PropertyIdentifier
+    from bacpypes3.pdu import Address
+    from bacpypes3.primitivedata import ObjectIdentifier
+
+    from .writer import slot_value
+
+    name = f"write {target.name}"
+    oid = ObjectIdentifier(f"{target.object_type},{target.instance}")
+    try:
+        array = await asyncio.wait_for(device.app.read_property(
+            Address(target.address), oid, PropertyIdentifier("priority-array")), max(timeout, 3.0))
+    except asyncio.TimeoutError:
+        return Check(name, False, f"{target}: no answer", "check the address and that the device is online")
+    except ErrorRejectAbortNack as exc:
+        return Check(name, False, f"{target}: not commandable ({exc})",
+                     "choose a commandable object (with a priorityArray)")
+    except Exception as exc:  # noqa: BLE001
+        return Check(name, False, f"{target}: {type(exc).__name__}: {exc}", "check the address and object")
+    slots = [slot_value(v) for v in array]
+    used = ", ".join(f"{n + 1}={v}" for n, v in enumerate(slots) if v is not None) or "none"
+    mine = slots[target.priority - 1] if len(slots) >= target.priority else None
+    note = f"; priority {target.priority} is already held ({mine})" if mine is not None else ""
+    return Check(name, True, f"{target}: commandable, slots in use: {used}{note}")
 
 
 async def _route_check(device: GatewayDevice, settings: Settings, network: int) -> Check:

@@ -116,5 +116,15 @@ class Store:
 
         return await self.call(_get)
 
+    async def delete(self, key: str) -> None:
+        await self.call(lambda db: db.execute("DELETE FROM kv WHERE key = ?", (key,)))
+
+    async def items(self, prefix: str) -> list[tuple[str, str]]:
+        def _items(db: sqlite3.Connection) -> list[tuple[str, str]]:
+            return db.execute("SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
+                              (len(prefix), prefix)).fetchall()
+
+        return await self.call(_items)
+
     async def set(self, key: str, value: str) -> None:
         await self.call(lambda db: db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", (key, value)))

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ["HOME"] = tempfile.mkdtemp(prefix="adrgw-bench-home-")
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, rss_mb, setup, write_result  # noqa: E402
+
+setup()
 
 from adrgw import logsetup  # noqa: E402
 from adrgw.config import MeterSettings, VenSettings  # noqa: E402
@@ -30,12 +28,6 @@ from adrgw.store import Store  # noqa: E402
 from adrgw.telemetry import Sample, SampleQueue  # noqa: E402
 from adrgw.ven import VtnLink  # noqa: E402
 
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def drain(samples: int) -> dict[str, float]:
@@ -90,8 +82,7 @@ async def main() -> None:
     args = parser.parse_args()
     logsetup.setup("WARNING")
     backlog, queued = (120, 2000) if args.quick else (3600, 100_000)
-    result: dict[str, object] = {"machine": f"{platform.machine()} {os.cpu_count()} cores, Python "
-                                            f"{platform.python_version()}", "quick": args.quick}
+    result: dict[str, object] = {"machine": machine(), "quick": args.quick}
     result.update(await drain(backlog))
     result.update(await through_queue(queued))
     print(result["machine"])
@@ -100,9 +91,7 @@ async def main() -> None:
     print(f"queue: {result['queue_samples']} samples put (fsync each) and acknowledged at "
           f"{result['put_per_second']} samples/s; RSS {result['rss_before_mb']} MB before, "
           f"{result['rss_after_mb']} MB after")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ("backlog-quick.json" if args.quick else "backlog.json")).write_text(json.dumps(result, indent=2))
+    write_result("backlog", result, args.quick)
 
 
 if __name__ == "__main__":

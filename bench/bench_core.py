@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import signal
 import socket
-import statistics
 import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ["HOME"] = tempfile.mkdtemp(prefix="adrgw-bench-home-")  # BAC0 writes ~/.BAC0
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, cpu_seconds, figures, machine, rss_mb, setup, show, write_result  # noqa: E402
+
+setup()
 
 from adrgw import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
@@ -36,19 +34,6 @@ from adrgw.config import BacnetSettings, MeterSettings, Route, Settings, VenSett
 from adrgw.demo import DemoVtn, SimulatedMeter, free_port  # noqa: E402
 
 
-def figures(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {"n": len(values), "median": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
-
-
-def show(name: str, unit: str, f: dict[str, float]) -> None:
-    if not f.get("n"):
-        print(f"{name}: no data")
-        return
-    print(f"{name}: n={f['n']} median={f['median']:.2f} {unit} p95={f['p95']:.2f} {unit} max={f['max']:.2f} {unit}")
 
 
 async def boundary_and_cadence(intervals: int, meter_seconds: float) -> dict[str, object]:
@@ -125,24 +110,12 @@ async def demo_cost(settle: float, measure: float) -> dict[str, object]:
         sys.executable, str(ROOT / "bacnet_server_ven.py"), "--demo", "--log-level", "WARNING",
         cwd=home, env=dict(os.environ, HOME=home), stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL)
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def cpu_seconds() -> float:
-        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick
-
-    def rss_mb() -> float:
-        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
     try:
         await asyncio.sleep(settle)
-        cpu0, t0 = cpu_seconds(), time.monotonic()
+        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         await asyncio.sleep(measure)
-        cpu1, t1 = cpu_seconds(), time.monotonic()
-        return {"demo_rss_mb": round(rss_mb(), 1), "demo_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
+        cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
+        return {"demo_rss_mb": round(rss_mb(proc.pid), 1), "demo_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
                 "measured_seconds": round(t1 - t0, 1)}
     finally:
         proc.send_signal(signal.SIGINT)
@@ -155,9 +128,7 @@ async def main() -> None:
     args = parser.parse_args()
     logsetup.setup("WARNING")
     intervals, meter_seconds, settle, measure = (2, 4, 3, 3) if args.quick else (20, 60, 20, 60)
-    result: dict[str, object] = {"machine": f"{platform.machine()} {os.cpu_count()} cores, "
-                                            f"Python {platform.python_version()}, {platform.platform()}",
-                                 "quick": args.quick}
+    result: dict[str, object] = {"machine": machine(), "quick": args.quick}
     result.update(await boundary_and_cadence(intervals, meter_seconds))
     result.update(await demo_cost(settle, measure))
     print(result["machine"])
@@ -166,9 +137,7 @@ async def main() -> None:
     show("meter period error |period - 1 s|", "ms", result["period_error_ms"])  # type: ignore[arg-type]
     print(f"--demo: RSS {result['demo_rss_mb']} MB, CPU {result['demo_cpu_percent']} % of one core "
           f"(over {result['measured_seconds']} s)")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ("core-quick.json" if args.quick else "core.json")).write_text(json.dumps(result, indent=2))
+    write_result("core", result, args.quick)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import socket
 import statistics
 import sys
@@ -22,21 +20,16 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ["HOME"] = tempfile.mkdtemp(prefix="adrgw-bench-home-")
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, rss_mb, setup, write_result  # noqa: E402
+
+setup()
 
 from adrgw import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
 from adrgw.config import BacnetSettings, MeterSettings, Route, Settings, StateSettings, VenSettings  # noqa: E402
 from adrgw.demo import DemoVtn, SimulatedMeter, free_port  # noqa: E402
 
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def open_fds() -> int:
@@ -99,7 +92,7 @@ async def main() -> None:
     for task in probes:
         task.cancel()
     await asyncio.gather(*probes, return_exceptions=True)
-    result = {"machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+    result = {"machine": machine(),
               "minutes": minutes, "meter_interval_s": args.meter_interval, "rows": rows,
               "samples_taken": gateway.sampler.samples, "read_errors": gateway.sampler.read_errors,
               "events_scheduled": len(vtn.record.opts)}
@@ -113,9 +106,7 @@ async def main() -> None:
     print(f"RSS first {rows[0]['rss_mb']} MB, last {rows[-1]['rss_mb']} MB, max {max(r['rss_mb'] for r in rows)} MB; "
           f"fds {rows[0]['fds']} -> {rows[-1]['fds']}; tasks {rows[0]['tasks']} -> {rows[-1]['tasks']}; "
           f"loop lag max {max(r['lag_max_ms'] for r in rows)} ms (second half {max(r['lag_max_ms'] for r in half)} ms)")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ("soak-quick.json" if args.quick else "soak.json")).write_text(json.dumps(result, indent=2))
+    write_result("soak", result, args.quick)
 
 
 if __name__ == "__main__":

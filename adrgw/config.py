@@ -57,6 +57,7 @@ class VenSettings:
     # Added options (not in the original contract, all optional):
     request_timeout: float = 10.0  # seconds one HTTP exchange with the VTN may take
     retry_max: float = 300.0  # cap of the registration / delivery backoff, seconds
+    status_report: bool = False  # offer TELEMETRY_STATUS (online, manual override) at registration
 
 
 @dataclass(frozen=True)
@@ -486,6 +487,7 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
         "check_hostname": (parse_bool, True),
         "request_timeout": (_number(float, 0.5, 120), 10.0),
         "retry_max": (_number(float, 1, 3600), 300.0),
+        "status_report": (parse_bool, False),
     },
     "bacnet": {
         "address": (parse_cidr, REQUIRED),

@@ -375,7 +375,9 @@ class VtnLink:
 
     async def register_reports(self) -> None:
         c = self.client
-        reports = [self._metadata_report(), self._status_metadata_report()]
+        reports = [self._metadata_report()]
+        if self.settings.status_report:
+            reports.append(self._status_metadata_report())
         _, payload = await c._perform_request("EiReport", c._create_message(
             "oadrRegisterReport", request_id=utils.generate_id(), ven_id=c.ven_id,
             reports=reports, report_request_id=0))
@@ -419,6 +421,10 @@ class VtnLink:
             "oadrRequestEvent", request_id=utils.generate_id(), ven_id=c.ven_id, reply_limit=None))
         if message_type == "oadrDistributeEvent":
             await self._handle_distribution(payload)
+        else:
+            # The VTN holds no event for us (openleadr's VTN answers oadrResponse then): every event
+            # we still hold (restored from the state store) is cancelled by implication.
+            await self.on_distribution([])
 
     # -- polling ----------------------------------------------------------------------------
 

@@ -162,7 +162,10 @@ async def test_vtn_that_forgot_the_ven_gets_re_registration_and_the_kept_samples
 
 
 async def test_telemetry_status_report_reaches_the_vtn(vtn, meter, start_gateway, tmp_path) -> None:
-    await start_gateway(gateway_settings(vtn.url, meter, tmp_path, interval=1.0))
+    from dataclasses import replace
+
+    settings = gateway_settings(vtn.url, meter, tmp_path, interval=1.0)
+    await start_gateway(replace(settings, ven=replace(settings.ven, status_report=True)))
     # two status items per report: online (1.0 while running) and manual override (0.0: no opt-out)
     await wait_for(lambda: len(vtn.record.status) >= 2, 30, what="a TELEMETRY_STATUS report")
     assert {r for r, _, _ in vtn.record.status} == {"device001"}
@@ -190,6 +193,13 @@ async def test_backlog_bound_drops_the_oldest_samples_and_counts_them(meter, sta
         assert readings[0][0].timestamp() > time.time() - 12
     finally:
         await vtn.stop()
+
+
+async def test_status_report_is_not_offered_by_default(vtn, meter, start_gateway, tmp_path) -> None:
+    """A VTN whose report handler accepts every offered report must get meter values only."""
+    await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+    await wait_for(lambda: len(vtn.record.readings) >= 3, 10, what="readings")
+    assert vtn.record.status == []
 
 
 async def test_kill_9_with_undelivered_samples_then_restart_delivers_them(meter, tmp_path) -> None:

@@ -19,7 +19,7 @@ from bacpypes3.primitivedata import ObjectIdentifier
 
 from adrgw import points as P
 from adrgw.app import Gateway
-from adrgw.demo import free_port
+from adrgw.demo import DemoVtn, free_port
 
 from .conftest import gateway_settings, wait_for
 from .test_interop import ROOT, interop_python
@@ -230,3 +230,24 @@ async def test_kill_9_during_active_event_with_vtn_down_restores_the_level(vtn, 
     finally:
         code, _ = await second.stop(signal.SIGTERM)
     assert code == 0
+
+
+async def test_events_the_vtn_no_longer_holds_are_dropped_at_the_first_sync(vtn, meter, start_gateway,
+                                                                             tmp_path) -> None:
+    settings = gateway_settings(vtn.url, meter, tmp_path)
+    gateway = await start_gateway(settings)
+    await asyncio.wait_for(gateway.link.registered.wait(), 5)
+    vtn.add_event(gateway.link.ven_id, [2.0], now() - timedelta(seconds=1), timedelta(minutes=10))
+    await wait_for(lambda: gateway.device.level == 2.0, 5, what="level 2")
+    await gateway.stop()
+    other = DemoVtn(port=free_port(), poll_freq=1.0)  # a VTN that holds no event for this VEN
+    await other.start()
+    try:
+        again = await start_gateway(replace(settings, ven=replace(settings.ven, vtn_url=other.url),
+                                            bacnet=replace(settings.bacnet, port=free_port(socket.SOCK_DGRAM))))
+        assert again.device.level == 2.0  # restored from the store before any VTN answered
+        await asyncio.wait_for(again.link.registered.wait(), 5)
+        await wait_for(lambda: again.device.level == 0.0, 5, what="level 0 after the sync with the new VTN")
+        assert not again.controller.events
+    finally:
+        await other.stop()

@@ -43,16 +43,20 @@ class Gateway:
         self.samples = SampleQueue(self.store, max_samples=max(1, int(s.state.max_backlog_hours * 3600
                                                                          / s.meter.interval)))
         self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, status=self.status,
-                            store=self.store)
+                            store=self.store, reports=s.reports)
         self.controller.send_opts = self.link.queue_opts
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
         self.controller.on_level = self.write_through.set_level
         self.device.on_opt_out = lambda active, source: self.controller.set_opt_out(active)
         self.meter_ref = PointRef(s.meter.address, s.meter.object_type, s.meter.instance, s.meter.property_id)
+        self.report_refs = {p.name: PointRef(p.address, p.object_type, p.instance, p.property_id)
+                            for p in s.reports}
         self.sampler = Sampler(self._read_meter, self.samples, s.meter.interval, s.meter.scale,
                                describe=str(self.meter_ref),
                                on_sample=lambda sample: self.device.set_meter_value(sample.value),
-                               on_failure=self.device.set_meter_fault)
+                               on_failure=self.device.set_meter_fault,
+                               extra_read=self._read_report_points if s.reports else None,
+                               extra_scales={p.name: p.scale for p in s.reports})
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
         self._stopped = False
@@ -80,6 +84,9 @@ class Gateway:
         while True:
             self.device.set_value(P.VTN_ONLINE, self.link.online())
             await asyncio.sleep(VTN_WATCH_SECONDS)
+
+    async def _read_report_points(self) -> dict[str, Any]:
+        return await self.device.read_many(self.report_refs, self.settings.meter.timeout)
 
     async def _read_meter(self) -> float:
         return await self.device.read_present_value(self.meter_ref, self.settings.meter.timeout)

@@ -61,6 +61,19 @@ def source_allowed(source: Any, allowed: tuple[str, ...]) -> bool:
     return any(ip in ipaddress.IPv4Network(net, strict=False) for net in allowed)
 
 
+# Properties per ReadPropertyMultiple request: ~40 values fit a 480-octet MS/TP APDU unsegmented.
+RPM_CHUNK = 40
+
+
+def checked_number(value: Any) -> float:
+    """A finite number from a read, or MeterReadError (an error, None, text, NaN, infinity...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MeterReadError(f"not a number: {value!r}")
+    if not math.isfinite(float(value)):
+        raise MeterReadError(f"not a finite number: {value!r}")
+    return real_to_float(float(value)) if isinstance(value, Real) else float(value)
+
+
 def real_to_float(value: float) -> float:
     """The shortest decimal that is the same IEEE single as ``value``.
 
@@ -310,8 +323,67 @@ class GatewayDevice:
             raise
         except Exception as exc:  # noqa: BLE001 - any stack failure is a failed sample
             raise MeterReadError(f"{type(exc).__name__}: {exc}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise MeterReadError(f"not a number: {value!r}")
-        if not math.isfinite(float(value)):
-            raise MeterReadError(f"not a finite number: {value!r}")
-        return real_to_float(float(value)) if isinstance(value, Real) else float(value)
+        return checked_number(value)
+
+    async def read_many(self, refs: dict[str, PointRef], timeout: float) -> dict[str, float | MeterReadError]:
+        """Read many numeric properties: per device, ReadPropertyMultiple in chunks of RPM_CHUNK
+        (falling back to ReadProperty for a device that refuses RPM); devices in parallel. Each
+        entry is a value or the MeterReadError that says why there is none."""
+        by_device: dict[str, list[tuple[str, PointRef]]] = {}
+        for stream, ref in refs.items():
+            by_device.setdefault(ref.address, []).append((stream, ref))
+        results: dict[str, float | MeterReadError] = {}
+
+        async def device(address: str, items: list[tuple[str, PointRef]]) -> None:
+            for start in range(0, len(items), RPM_CHUNK):
+                chunk = items[start:start + RPM_CHUNK]
+                if len(chunk) == 1:
+                    results.update(await self._read_single(chunk, timeout))
+                    continue
+                try:
+                    results.update(await self._read_chunk(address, chunk, timeout))
+                except MeterReadError as exc:
+                    log.debug("ReadPropertyMultiple to %s failed (%s): reading one by one", address, exc)
+                    results.update(await self._read_single(chunk, timeout))
+
+        await asyncio.gather(*(device(address, items) for address, items in by_device.items()))
+        return results
+
+    async def _read_single(self, items: list[tuple[str, PointRef]], timeout: float) -> dict[str, Any]:
+        async def one(ref: PointRef) -> float | MeterReadError:
+            try:
+                return await self.read_present_value(ref, timeout)
+            except MeterReadError as exc:
+                return exc
+
+        values = await asyncio.gather(*(one(ref) for _, ref in items))
+        return {stream: value for (stream, _), value in zip(items, values, strict=True)}
+
+    async def _read_chunk(self, address: str, items: list[tuple[str, PointRef]], timeout: float) -> dict[str, Any]:
+        params: list[Any] = []
+        for _, ref in items:
+            params += [ObjectIdentifier(f"{ref.object_type},{ref.instance}"), [PropertyIdentifier(ref.property)]]
+        try:
+            answer = await asyncio.wait_for(self.app.read_property_multiple(Address(address), params), timeout)
+        except asyncio.TimeoutError:
+            raise MeterReadError(f"no answer within {timeout:g} s") from None
+        except ErrorRejectAbortNack as exc:
+            raise MeterReadError(f"BACnet error: {exc}") from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise MeterReadError(f"{type(exc).__name__}: {exc}") from None
+        found: dict[tuple[str, str], Any] = {}
+        for objid, prop, _index, value in answer or []:
+            found[(str(objid), str(prop))] = value
+        results: dict[str, Any] = {}
+        for stream, ref in items:
+            key = (str(ObjectIdentifier(f"{ref.object_type},{ref.instance}")), str(PropertyIdentifier(ref.property)))
+            if key not in found:
+                results[stream] = MeterReadError("missing from the ReadPropertyMultiple answer")
+                continue
+            try:
+                results[stream] = checked_number(found[key])
+            except MeterReadError as exc:
+                results[stream] = exc
+        return results

@@ -110,6 +110,25 @@ class MeterSettings:
 
 
 @dataclass(frozen=True)
+class ReportPoint:
+    """A ``[report.NAME]`` section: one more value sampled with the meter and reported to the VTN."""
+
+    name: str
+    address: str
+    object_type: str
+    instance: int
+    property_id: str = "presentValue"
+    resource_id: str = ""
+    measurement: str = "power_real"
+    unit: str = "kW"
+    scale: float = 1.0
+
+    @property
+    def oadr_unit_scale(self) -> tuple[str, str]:
+        return measurement_unit(self.measurement, self.unit)
+
+
+@dataclass(frozen=True)
 class PointSettings:
     event_level: str = "ADR-Event-Level"
     expose: bool = True  # false: a client-only gateway (no points of its own; write-through only)
@@ -212,6 +231,7 @@ class Settings:
     log_level: str = "INFO"
     source: str = "config.ini"
     writes: tuple[WriteTarget, ...] = ()
+    reports: tuple[ReportPoint, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -550,14 +570,19 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
     values: dict[str, dict[str, object]] = {}
 
     writes: list[WriteTarget] = []
+    reports: list[ReportPoint] = []
     for section in parser.sections():
         if section.startswith("write."):
             target = _write_target(parser[section], section, name, problems)
             if target is not None:
                 writes.append(target)
+        elif section.startswith("report."):
+            point = _report_point(parser[section], section, name, problems)
+            if point is not None:
+                reports.append(point)
         elif section not in _SCHEMA:
             problems.append(f"{name}: [{section}]: unknown section "
-                            f"(known: {', '.join(_SCHEMA)}, write.NAME)")
+                            f"(known: {', '.join(_SCHEMA)}, write.NAME, report.NAME)")
     for section, keys in _SCHEMA.items():
         got = parser[section] if parser.has_section(section) else {}
         values[section] = {}
@@ -626,7 +651,54 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
         log_level=values["logging"]["level"],  # type: ignore[arg-type]
         source=name,
         writes=tuple(writes),
+        reports=tuple(reports),
     )
+
+
+_REPORT_SCHEMA: dict[str, tuple[Callable[[str], object], object]] = {
+    "address": (parse_bacnet_address, REQUIRED),
+    "object": (parse_object, REQUIRED),
+    "property": (parse_property, "presentValue"),
+    "resource_id": (_nonempty, None),
+    "measurement": (_measurement, "power_real"),
+    "unit": (_nonempty, "kW"),
+    "scale": (_number(float, -1e12, 1e12), 1.0),
+}
+
+
+def _report_point(section: configparser.SectionProxy, title: str, name: str,
+                  problems: list[str]) -> Optional[ReportPoint]:
+    """One [report.NAME] section, or None with its problems appended."""
+    before = len(problems)
+    point_name = title[len("report."):]
+    if not re.match(r"^[A-Za-z0-9_.-]+$", point_name):
+        problems.append(f"{name}: [{title}]: the name after 'report.' may use letters, digits, _ . and - only")
+    values: dict[str, Any] = {}
+    for key in section:
+        if key not in _REPORT_SCHEMA:
+            problems.append(f"{name}: [{title}] {key}: unknown key")
+    for key, (parse, default) in _REPORT_SCHEMA.items():
+        raw = section.get(key, "").strip()
+        if not raw:
+            if default is REQUIRED:
+                problems.append(f"{name}: [{title}] {key}: required but missing")
+            values[key] = default
+            continue
+        try:
+            values[key] = parse(raw)
+        except ValueError as exc:
+            problems.append(f"{name}: [{title}] {key}: {exc}")
+    if len(problems) == before:
+        try:
+            measurement_unit(values["measurement"], values["unit"])
+        except ValueError as exc:
+            problems.append(f"{name}: [{title}] unit: {exc}")
+    if len(problems) > before:
+        return None
+    object_type, instance = values["object"]
+    return ReportPoint(name=point_name, address=values["address"], object_type=object_type, instance=instance,
+                       property_id=values["property"], resource_id=values["resource_id"] or point_name,
+                       measurement=values["measurement"], unit=values["unit"], scale=values["scale"])
 
 
 _WRITE_KEYS = ("address", "object", "property", "priority", "values")

@@ -54,9 +54,12 @@ class SimulatedMeter:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 47809, network: int = 12345, mac: int = 2,
-                 instance: int = 2, base_value: float = 95.0, prefix: int = 8) -> None:
+                 instance: int = 2, base_value: float = 95.0, prefix: int = 8, extra_points: int = 0) -> None:
         self.host, self.port, self.network, self.mac, self.instance = host, port, network, mac, instance
         self.prefix = prefix
+        # More analog inputs (instances 1000, 1001, ...; value = instance / 10) for [report.NAME] tests
+        # and the scale benchmark.
+        self.extra_points = extra_points
         self.base_value = base_value
         self.online = True
         self.fixed_value: Optional[float] = None  # tests pin the value; None: drifting curve
@@ -129,7 +132,8 @@ class SimulatedMeter:
                               networkNumber=0, networkType="virtual", protocolLevel="bacnet-application",
                               macAddress=bytes([self.mac]), networkInterfaceName=vlan),
             self._ai,
-        ]
+        ] + [AnalogInputObject(objectIdentifier=("analog-input", 1000 + n), objectName=f"AI-{1000 + n}",
+                               presentValue=(1000 + n) / 10, units="kilowatts") for n in range(self.extra_points)]
         self._meter = MeterApplication.from_object_list(meter_objects)
         await asyncio.sleep(0)
         await self._router.nse.i_am_router_to_network()
@@ -166,6 +170,7 @@ class VtnRecord:
     opts: list[tuple[str, str]] = field(default_factory=list)
     report_messages: int = 0
     status: list[tuple[str, datetime, float]] = field(default_factory=list)  # (resource_id, time, value)
+    by_resource: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)  # TELEMETRY_USAGE
 
 
 class DemoVtn:
@@ -188,6 +193,7 @@ class DemoVtn:
         self.ven_ids: dict[str, str] = {}  # ven_name -> ven_id
         self.server: Any = None
         self._kept: Optional[dict[str, Any]] = None
+        self.main_resource = "device001"  # record.readings holds this resource's values (the [meter])
 
     @property
     def url(self) -> str:
@@ -239,6 +245,9 @@ class DemoVtn:
 
         def on_values(values: list[tuple[datetime, float]]) -> None:
             self.record.report_messages += 1
+            self.record.by_resource.setdefault(resource_id, []).extend(values)
+            if resource_id != self.main_resource:
+                return
             self.record.readings.extend(values)
             log.info("VTN: received %d reading(s) from %s/%s, last %s", len(values), ven_id, resource_id,
                      values[-1][1] if values else None)

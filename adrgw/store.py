@@ -26,8 +26,10 @@ FILENAME = "gateway.sqlite3"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL UNIQUE,       -- cadence instant, epoch seconds UTC
-    value REAL NOT NULL
+    stream TEXT NOT NULL DEFAULT '',  -- '' for [meter], NAME for [report.NAME]
+    ts REAL NOT NULL,                 -- cadence instant, epoch seconds UTC
+    value REAL NOT NULL,
+    UNIQUE (stream, ts)
 );
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
@@ -71,6 +73,17 @@ class Store:
         if not ok or ok[0] != "ok":
             db.close()
             raise sqlite3.DatabaseError(f"integrity check failed: {ok[0] if ok else 'no answer'}")
+        columns = [row[1] for row in db.execute("PRAGMA table_info(samples)")]
+        if columns and "stream" not in columns:
+            # A state file from before [report.NAME]: keep its samples as the [meter] stream.
+            db.executescript("""
+                BEGIN;
+                ALTER TABLE samples RENAME TO samples_v1;
+                CREATE TABLE samples (id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL DEFAULT '',
+                                      ts REAL NOT NULL, value REAL NOT NULL, UNIQUE (stream, ts));
+                INSERT INTO samples (id, stream, ts, value) SELECT id, '', ts, value FROM samples_v1;
+                DROP TABLE samples_v1;
+                COMMIT;""")
         db.executescript(SCHEMA)
         return db
 

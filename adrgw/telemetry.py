@@ -56,14 +56,18 @@ class SampleQueue:
     def __len__(self) -> int:
         return self._count
 
-    async def put(self, sample: Sample) -> bool:
+    async def put(self, sample: Sample, stream: str = "") -> bool:
         """Store ``sample`` durably; False if a sample for that instant is already queued."""
-        limit = self._max
+        return await self.put_many([(stream, sample)]) == 1
 
-        def _put(db: Any) -> tuple[bool, int, int]:
+    async def put_many(self, items: list[tuple[str, Sample]]) -> int:
+        """Store samples of one cadence instant in one transaction; how many were new."""
+        limit = self._max
+        rows = [(stream, sample.timestamp.timestamp(), sample.value) for stream, sample in items]
+
+        def _put(db: Any) -> tuple[int, int, int]:
             with db:  # one transaction: insert and trim
-                cur = db.execute("INSERT OR IGNORE INTO samples (ts, value) VALUES (?, ?)",
-                                 (sample.timestamp.timestamp(), sample.value))
+                cur = db.executemany("INSERT OR IGNORE INTO samples (stream, ts, value) VALUES (?, ?, ?)", rows)
                 count = db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
                 dropped = 0
                 if count > limit:
@@ -71,8 +75,10 @@ class SampleQueue:
                     db.execute("DELETE FROM samples WHERE id IN (SELECT id FROM samples ORDER BY id LIMIT ?)",
                                (dropped,))
                     count = limit
-                return cur.rowcount == 1, count, dropped
+                return cur.rowcount, count, dropped
 
+        if not rows:
+            return 0
         inserted, self._count, dropped = await self._store.call(_put)
         if dropped:
             self._note_dropped(dropped)
@@ -92,17 +98,22 @@ class SampleQueue:
             self._last_warning = now
 
     async def peek(self, limit: int) -> list[tuple[int, Sample]]:
-        def _peek(db: Any) -> list[tuple[int, float, float]]:
-            return db.execute("SELECT id, ts, value FROM samples ORDER BY id LIMIT ?", (limit,)).fetchall()
+        """The oldest samples of the [meter] stream (see peek_streams for all)."""
+        return [(row_id, sample) for row_id, _, sample in await self.peek_streams(limit)]
+
+    async def peek_streams(self, limit: int) -> list[tuple[int, str, Sample]]:
+        def _peek(db: Any) -> list[tuple[int, str, float, float]]:
+            return db.execute("SELECT id, stream, ts, value FROM samples ORDER BY id LIMIT ?", (limit,)).fetchall()
 
         rows = await self._store.call(_peek)
-        return [(row_id, Sample(datetime.fromtimestamp(ts, timezone.utc), value)) for row_id, ts, value in rows]
+        return [(row_id, stream, Sample(datetime.fromtimestamp(ts, timezone.utc), value))
+                for row_id, stream, ts, value in rows]
 
-    async def ack(self, batch: list[tuple[int, Sample]]) -> None:
-        """Remove ``batch`` (returned by peek) once the VTN acknowledged the report carrying it."""
+    async def ack(self, batch: list[Any]) -> None:
+        """Remove ``batch`` (returned by peek/peek_streams) once the VTN acknowledged its report."""
         if not batch:
             return
-        ids = [row_id for row_id, _ in batch]
+        ids = [row[0] for row in batch]
 
         def _ack(db: Any) -> tuple[int, int]:
             with db:
@@ -132,7 +143,9 @@ class Sampler:
 
     def __init__(self, read: ReadFn, queue: SampleQueue, interval: float, scale: float,
                  describe: str, on_sample: Optional[Callable[[Sample], None]] = None,
-                 on_failure: Optional[Callable[[str], None]] = None) -> None:
+                 on_failure: Optional[Callable[[str], None]] = None,
+                 extra_read: Optional[Callable[[], Awaitable[dict[str, Any]]]] = None,
+                 extra_scales: Optional[dict[str, float]] = None) -> None:
         self._read = read
         self._queue = queue
         self._interval = interval
@@ -140,6 +153,9 @@ class Sampler:
         self._describe = describe
         self._on_sample = on_sample
         self._on_failure = on_failure
+        self._extra_read = extra_read  # [report.NAME] points, read together on the same cadence
+        self._extra_scales = extra_scales or {}
+        self._extra_failing: set[str] = set()
         self.failures = 0  # consecutive
         self.samples = 0
         self.read_errors = 0
@@ -159,6 +175,34 @@ class Sampler:
             tick = next_tick(max(time.time(), tick), self._interval)
 
     async def sample_once(self, stamp: datetime) -> Optional[Sample]:
+        if self._extra_read is None:
+            return await self._sample_meter(stamp)
+        meter, extra = await asyncio.gather(self._sample_meter(stamp), self._extra_read())
+        await self._store_extra(stamp, extra)
+        return meter
+
+    async def _store_extra(self, stamp: datetime, values: dict[str, Any]) -> None:
+        from .bacnet import MeterReadError
+
+        items: list[tuple[str, Sample]] = []
+        for stream, value in values.items():
+            if isinstance(value, MeterReadError):
+                if stream not in self._extra_failing:
+                    self._extra_failing.add(stream)
+                    log.warning("report point %s: read failed (%s); no value until it answers", stream, value)
+                continue
+            if stream in self._extra_failing:
+                self._extra_failing.discard(stream)
+                log.warning("report point %s answers again", stream)
+            scaled = value * self._extra_scales.get(stream, 1.0)
+            items.append((stream, Sample(stamp, scaled)))
+            log.debug("Adding %s, %s to report (%s)", stamp.isoformat(), scaled, stream)
+        try:
+            await self._queue.put_many(items)
+        except Exception as exc:  # noqa: BLE001 - a broken disk must not stop the gateway
+            log.error("could not store %d report point sample(s) for %s (%s)", len(items), stamp.isoformat(), exc)
+
+    async def _sample_meter(self, stamp: datetime) -> Optional[Sample]:
         from .bacnet import MeterReadError
 
         try:

@@ -217,6 +217,7 @@ def _response_code(payload: dict[str, Any]) -> Optional[int]:
 class ReportRequest:
     report_request_id: str
     granularity: Optional[timedelta]
+    r_ids: Optional[frozenset[str]] = None  # the data points the VTN asked for; None: all
 
 
 OptResponse = tuple[str, int, str, int]  # event_id, modification_number, opt_type, response_code
@@ -228,7 +229,8 @@ class VtnLink:
 
     def __init__(self, settings: VenSettings, meter: MeterSettings, samples: SampleQueue,
                  on_distribution: DistributionHandler,
-                 status: Optional[Callable[[], dict[str, float]]] = None, store: Any = None) -> None:
+                 status: Optional[Callable[[], dict[str, float]]] = None, store: Any = None,
+                 reports: tuple[Any, ...] = ()) -> None:
         self.settings = settings
         self.meter = meter
         self.samples = samples
@@ -243,6 +245,9 @@ class VtnLink:
         self.poll_period = timedelta(seconds=10)
         self.report_specifier_id = f"TELEMETRY_USAGE_{meter.resource_id}"
         self.r_id = f"{meter.resource_id}_{meter.measurement}"
+        self.report_points = reports  # [report.NAME] points: one more data point (r_id NAME) each
+        self._stream_r_ids = {"": self.r_id, **{p.name: p.name for p in reports}}
+        self._unrequested_logged: set[str] = set()
         self.status_specifier_id = f"TELEMETRY_STATUS_{meter.resource_id}"
         self.report_request: Optional[ReportRequest] = None
         self.status_request: Optional[ReportRequest] = None
@@ -354,23 +359,29 @@ class VtnLink:
     def _status_r_id(self, name: str) -> str:
         return f"{self.meter.resource_id}_{name}"
 
-    def _metadata_report(self) -> objects.Report:
-        m = self.meter
-        unit, scale = m.oadr_unit_scale
-        base = enums.MEASUREMENTS[m.measurement.upper()]
+    def _description(self, r_id: str, resource_id: str, measurement_name: str,
+                     unit_scale: tuple[str, str]) -> objects.ReportDescription:
+        unit, scale = unit_scale
+        base = enums.MEASUREMENTS[measurement_name.upper()]
         measurement = objects.Measurement(name=base.name, description=base.description, unit=unit,
                                           acceptable_units=base.acceptable_units, scale=scale,
                                           power_attributes=base.power_attributes)
-        target = objects.Target(resource_id=m.resource_id)
-        period = timedelta(seconds=m.interval)
-        description = objects.ReportDescription(
-            r_id=self.r_id, market_context=None, reading_type=enums.READING_TYPE.DIRECT_READ,
+        target = objects.Target(resource_id=resource_id)
+        period = timedelta(seconds=self.meter.interval)
+        return objects.ReportDescription(
+            r_id=r_id, market_context=None, reading_type=enums.READING_TYPE.DIRECT_READ,
             report_subject=target, report_data_source=target, report_type=enums.REPORT_TYPE.READING,
             sampling_rate=objects.SamplingRate(min_period=period, max_period=period, on_change=False),
             measurement=measurement)
+
+    def _metadata_report(self) -> objects.Report:
+        m = self.meter
+        descriptions = [self._description(self.r_id, m.resource_id, m.measurement, m.oadr_unit_scale)]
+        descriptions += [self._description(p.name, p.resource_id, p.measurement, p.oadr_unit_scale)
+                         for p in self.report_points]
         return objects.Report(report_specifier_id=self.report_specifier_id,
                               report_name=enums.REPORT_NAME.METADATA_TELEMETRY_USAGE,
-                              report_descriptions=[description], created_date_time=datetime.now(timezone.utc),
+                              report_descriptions=descriptions, created_date_time=datetime.now(timezone.utc),
                               duration=timedelta(hours=1), dtstart=datetime.now(timezone.utc))
 
     async def register_reports(self) -> None:
@@ -398,7 +409,9 @@ class VtnLink:
             granularity = specifier.get("granularity")
             granularity = granularity if isinstance(granularity, timedelta) else None
             if specifier.get("report_specifier_id") == self.report_specifier_id and request_id:
-                self.report_request = ReportRequest(str(request_id), granularity)
+                wanted = frozenset(str(p.get("r_id")) for p in specifier.get("specifier_payloads") or []
+                                   if isinstance(p, dict) and p.get("r_id"))
+                self.report_request = ReportRequest(str(request_id), granularity, wanted or None)
                 self._report_ready.set()
                 log.info("VTN requested telemetry report %s (reportRequestID %s)",
                          self.report_specifier_id, request_id)
@@ -597,11 +610,11 @@ class VtnLink:
         while True:
             await self.samples.wait()
             await self._report_ready.wait()
-            batch = await self.samples.peek(MAX_BATCH)
+            batch = await self.samples.peek_streams(MAX_BATCH)
             if not batch:
                 continue
             try:
-                await self.send_report([sample for _, sample in batch])
+                await self.send_report([(stream, sample) for _, stream, sample in batch])
             except VtnError as exc:
                 failures += 1
                 delay = backoff.next()
@@ -652,15 +665,31 @@ class VtnLink:
         if message_type != "oadrUpdatedReport":
             raise VtnProtocolError(f"status report not acknowledged: {message_type}")
 
-    async def send_report(self, batch: list[Sample]) -> None:
+    async def send_report(self, batch: list[Any]) -> None:
+        """Send ``batch`` ((stream, Sample) pairs, or plain [meter] Samples) as one oadrUpdateReport.
+
+        Samples of data points the VTN did not request are acknowledged without being sent (said
+        once per point): the VTN does not want them and they must not fill the queue.
+        """
         request = self.report_request
         if request is None:
             raise VtnProtocolError("no report request from the VTN")
         c = self.client
         granularity = request.granularity or timedelta(seconds=self.meter.interval)
-        intervals = [objects.ReportInterval(dtstart=s.timestamp, duration=granularity,
-                                            report_payload=objects.ReportPayload(r_id=self.r_id, value=s.value))
-                     for s in batch]
+        pairs = [item if isinstance(item, tuple) else ("", item) for item in batch]
+        intervals = []
+        for stream, s in pairs:
+            r_id = self._stream_r_ids.get(stream)
+            if r_id is None or (request.r_ids is not None and r_id not in request.r_ids):
+                if stream not in self._unrequested_logged:
+                    self._unrequested_logged.add(stream)
+                    log.warning("the VTN did not request data point %r; its samples are not sent", r_id or stream)
+                continue
+            intervals.append(objects.ReportInterval(dtstart=s.timestamp, duration=granularity,
+                                                    report_payload=objects.ReportPayload(r_id=r_id, value=s.value)))
+        if not intervals:
+            return  # nothing the VTN asked for (an empty report would get HTTP 500 from openleadr's VTN)
+        batch = [s for _, s in pairs]
         report = objects.Report(report_specifier_id=self.report_specifier_id,
                                 report_request_id=request.report_request_id,
                                 report_name=enums.REPORT_NAME.TELEMETRY_USAGE, intervals=intervals,

@@ -90,6 +90,13 @@ def test_routes_and_addresses_parse(tmp_path: Path) -> None:
     ("[logging]\nlevel = LOUD", "config.ini: [logging] level: 'LOUD' is not one of"),
     ("[bacnet]\ncolour = blue", "config.ini: [bacnet] colour: unknown key"),
     ("[extras]\na = 1", "config.ini: [extras]: unknown section"),
+    ("[report.feeder]\naddress = 12345:2", "config.ini: [report.feeder] object: required but missing"),
+    ("[report.feeder]\naddress = 12345:2\nobject = analogInput 5\nunit = furlongs",
+     "config.ini: [report.feeder] unit: unit 'furlongs' does not fit"),
+    ("[write.fan]\naddress = 2:5\nobject = binaryValue 6\npriority = 2\nvalues = 1=active",
+     "config.ini: [write.fan] priority: 2 is reserved for life safety"),
+    ("[write.fan]\naddress = 2:5\nobject = binaryValue 6\nvalues = 1=maybe",
+     "config.ini: [write.fan] values: level 1: 'maybe' is not active or inactive"),
 ])
 def test_each_bad_value_has_its_one_line_message(tmp_path: Path, extra: str, expected: str) -> None:
     # Merge the override into the minimal file (a repeated section is itself an error).
@@ -123,6 +130,18 @@ def test_missing_file_and_garbage_file(tmp_path: Path) -> None:
     assert info.value.problems[0].endswith("cannot read file: No such file or directory")
     found = problems(tmp_path, "this is not ini")
     assert found[0].startswith("config.ini: not an INI file")
+
+
+def test_report_and_write_sections_parse(tmp_path: Path) -> None:
+    s = load(write(tmp_path, MINIMAL + "[report.feeder-1]\naddress = 12345:3\nobject = analogInput 7\n"
+                   "measurement = energy_real\nunit = kWh\nscale = 0.5\n"
+                   "[write.sp]\naddress = 127.0.0.1:47830\nobject = analogValue 5\nvalues = 1=74, 2=76.5\n"))
+    (point,) = s.reports
+    assert (point.name, point.resource_id, point.address, point.instance, point.scale) == (
+        "feeder-1", "feeder-1", "12345:3", 7, 0.5)
+    assert point.oadr_unit_scale == ("Wh", "k")
+    (target,) = s.writes
+    assert target.priority == 10 and target.value_for(2.0) == 76.5 and target.value_for(0.0) is None
 
 
 def test_measurement_units() -> None:

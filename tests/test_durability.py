@@ -227,3 +227,29 @@ async def test_kill_9_with_undelivered_samples_then_restart_delivers_them(meter,
         code, _ = await second.stop(signal.SIGTERM)
         await vtn.stop()
     assert code == 0
+
+
+async def test_report_points_are_read_together_and_reported_per_resource(vtn, start_gateway, tmp_path) -> None:
+    from dataclasses import replace
+
+    from adrgw.config import ReportPoint
+    from adrgw.demo import SimulatedMeter
+
+    meter = SimulatedMeter(port=free_port(socket.SOCK_DGRAM), extra_points=3)
+    await meter.start()
+    try:
+        points = tuple(ReportPoint(name=f"feeder{n}", address="12345:2", object_type="analogInput",
+                                   instance=1000 + n, resource_id=f"feeder{n}", scale=2.0) for n in range(3))
+        points += (ReportPoint(name="ghost", address="12345:2", object_type="analogInput", instance=4000,
+                               resource_id="ghost"),)  # no such object: never a value
+        settings = replace(gateway_settings(vtn.url, meter, tmp_path), reports=points)
+        gateway = await start_gateway(settings)
+        await wait_for(lambda: all(len(vtn.record.by_resource.get(f"feeder{n}", [])) >= 2 for n in range(3)), 10,
+                       what="readings of every report point")
+        for n in range(3):
+            assert {v for _, v in vtn.record.by_resource[f"feeder{n}"]} == {(1000 + n) / 10 * 2.0}
+        assert "ghost" not in vtn.record.by_resource
+        assert len(vtn.record.readings) >= 2  # the [meter] still reports on its own resource
+        assert gateway.sampler.samples >= 2
+    finally:
+        await meter.stop()

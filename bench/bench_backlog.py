@@ -40,12 +40,17 @@ async def drain(samples: int) -> dict[str, float]:
         await queue.put(Sample(start + timedelta(seconds=n), 100.0 + n % 50))
     vtn = DemoVtn(port=free_port(), poll_freq=1.0)
     await vtn.start()
+    async def no_events(events: list) -> list:
+        return []
+
     link = VtnLink(VenSettings(ven_name="bench", vtn_url=vtn.url, retry_max=2), MeterSettings(interval=1.0),
-                   queue, on_distribution=lambda events: [])
+                   queue, on_distribution=no_events)
     task = asyncio.create_task(link.run())
     await asyncio.wait_for(link.registered.wait(), 10)
     t0 = time.perf_counter()
     while len(vtn.record.readings) < samples:
+        if task.done():
+            task.result()  # the link died: show why instead of waiting forever
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - t0
     task.cancel()

@@ -7,13 +7,14 @@ import asyncio
 import json
 import os
 import socket
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from adrgw.demo import free_port
 
-from .conftest import gateway_settings
+from .conftest import gateway_settings, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,9 @@ def interop_python() -> str:
 async def test_bac_py_discovers_reads_and_cannot_write_the_level(vtn, meter, start_gateway, tmp_path) -> None:
     python = interop_python()
     gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
-    gateway.device.set_level(2.0)
+    await asyncio.wait_for(gateway.link.registered.wait(), 5)
+    vtn.add_event(gateway.link.ven_id, [2.0], datetime.now(timezone.utc) - timedelta(seconds=1), timedelta(minutes=5))
+    await wait_for(lambda: gateway.device.level == 2.0, 5, what="level 2")
     port = gateway.settings.bacnet.port
     proc = await asyncio.create_subprocess_exec(
         python, str(PROBE), "--target", f"127.0.0.1:{port}", "--device", str(gateway.settings.bacnet.device_id),

@@ -88,6 +88,21 @@ def real_to_float(value: float) -> float:
     return single
 
 
+def stop_bac0_i_am_spin() -> int:
+    """Cancel BAC0's start-up I-Am task. Workaround for BAC0 2026.7.25 with bacpypes3 0.0.110:
+    ``Lite._i_am`` waits, in a loop of 10 ms sleeps, for ``app.i_am`` to become a coroutine
+    function, which in bacpypes3 0.0.110 it never is: the task wakes the loop 100 times a second
+    forever (about 1 % of a core when the gateway is otherwise idle). We announce ourselves with
+    ``app.i_am()`` instead. Returns how many such tasks were cancelled."""
+    cancelled = 0
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        if code is not None and code.co_qualname == "Lite._i_am":
+            task.cancel()
+            cancelled += 1
+    return cancelled
+
+
 class BacnetStartError(Exception):
     """The BACnet/IP port could not be opened; the message is one line for the operator."""
 
@@ -162,6 +177,7 @@ class GatewayDevice:
             if getattr(self._bacnet, "_initialized", False):
                 break
             await asyncio.sleep(0.05)
+        stop_bac0_i_am_spin()
         for spec in P.point_specs(self.points.event_level) if self.points.expose else []:
             units = ENGINEERING_UNITS.get(self.meter_unit, "noUnits") if spec.name == P.METER_VALUE else None
             obj = P.make_point(spec, units)

@@ -135,3 +135,12 @@ async def test_gateway_started_while_vtn_is_down_registers_once_it_is_up(meter, 
         assert stamps == sorted(stamps)
     finally:
         await vtn.stop()
+
+
+async def test_bac0_i_am_busy_loop_is_stopped(vtn, meter, start_gateway, tmp_path) -> None:
+    """BAC0's Lite._i_am polls every 10 ms forever with bacpypes3 0.0.110 (see stop_bac0_i_am_spin)."""
+    await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+    await asyncio.sleep(0.1)
+    spinning = [t for t in asyncio.all_tasks()
+                if getattr(getattr(t.get_coro(), "cr_code", None), "co_qualname", "") == "Lite._i_am"]
+    assert spinning == []

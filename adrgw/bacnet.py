@@ -63,6 +63,8 @@ def source_allowed(source: Any, allowed: tuple[str, ...]) -> bool:
 
 # Properties per ReadPropertyMultiple request: ~40 values fit a 480-octet MS/TP APDU unsegmented.
 RPM_CHUNK = 40
+# Single ReadProperty requests in flight at once when reading many points one by one.
+READS_IN_FLIGHT = 8
 
 
 def checked_number(value: Any) -> float:
@@ -366,11 +368,16 @@ class GatewayDevice:
         return results
 
     async def _read_single(self, items: list[tuple[str, PointRef]], timeout: float) -> dict[str, Any]:
+        # At most READS_IN_FLIGHT requests at once: a BACnet device has 256 invoke IDs per peer and an
+        # MS/TP device answers one request at a time anyway.
+        limit = asyncio.Semaphore(READS_IN_FLIGHT)
+
         async def one(ref: PointRef) -> float | MeterReadError:
-            try:
-                return await self.read_present_value(ref, timeout)
-            except MeterReadError as exc:
-                return exc
+            async with limit:
+                try:
+                    return await self.read_present_value(ref, timeout)
+                except MeterReadError as exc:
+                    return exc
 
         values = await asyncio.gather(*(one(ref) for _, ref in items))
         return {stream: value for (stream, _), value in zip(items, values, strict=True)}

@@ -22,7 +22,7 @@ import logging
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Awaitable, Optional, TypeVar
 
 from bacpypes3.apdu import ErrorRejectAbortNack
 from bacpypes3.basetypes import BinaryPV, PropertyIdentifier, Reliability, StatusFlags
@@ -34,6 +34,7 @@ from . import points as P
 from .config import BacnetSettings, PointSettings, Route
 
 log = logging.getLogger("adrgw.bacnet")
+T = TypeVar("T")
 
 
 def quiet_bac0_logging(level: int = logging.WARNING) -> None:
@@ -88,6 +89,24 @@ def real_to_float(value: float) -> float:
         if struct.unpack("<f", struct.pack("<f", float(text)))[0] == single:
             return float(text)
     return single
+
+
+async def bounded(request: Awaitable[T], timeout: float, error: type[Exception]) -> T:
+    """Await one BACnet request within ``timeout``; every failure becomes ``error(one line)``.
+
+    bacpypes3 reports errors, rejects and aborts as ``ErrorRejectAbortNack``, a ``BaseException``
+    that ``except Exception`` misses; a silent device is a timeout.
+    """
+    try:
+        return await asyncio.wait_for(request, timeout)
+    except asyncio.TimeoutError:
+        raise error(f"no answer within {timeout:g} s") from None
+    except ErrorRejectAbortNack as exc:
+        raise error(f"BACnet error: {exc}") from None
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any stack failure is a failed request
+        raise error(f"{type(exc).__name__}: {exc}") from None
 
 
 def stop_bac0_i_am_spin() -> int:
@@ -331,16 +350,7 @@ class GatewayDevice:
         address = Address(ref.address)
         objid = ObjectIdentifier(f"{ref.object_type},{ref.instance}")
         prop = PropertyIdentifier(ref.property)
-        try:
-            value = await asyncio.wait_for(self.app.read_property(address, objid, prop), timeout)
-        except asyncio.TimeoutError:
-            raise MeterReadError(f"no answer within {timeout:g} s") from None
-        except ErrorRejectAbortNack as exc:  # a BaseException in bacpypes3
-            raise MeterReadError(f"BACnet error: {exc}") from None
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any stack failure is a failed sample
-            raise MeterReadError(f"{type(exc).__name__}: {exc}") from None
+        value = await bounded(self.app.read_property(address, objid, prop), timeout, MeterReadError)
         return checked_number(value)
 
     async def read_many(self, refs: dict[str, PointRef], timeout: float) -> dict[str, float | MeterReadError]:
@@ -386,16 +396,7 @@ class GatewayDevice:
         params: list[Any] = []
         for _, ref in items:
             params += [ObjectIdentifier(f"{ref.object_type},{ref.instance}"), [PropertyIdentifier(ref.property)]]
-        try:
-            answer = await asyncio.wait_for(self.app.read_property_multiple(Address(address), params), timeout)
-        except asyncio.TimeoutError:
-            raise MeterReadError(f"no answer within {timeout:g} s") from None
-        except ErrorRejectAbortNack as exc:
-            raise MeterReadError(f"BACnet error: {exc}") from None
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise MeterReadError(f"{type(exc).__name__}: {exc}") from None
+        answer = await bounded(self.app.read_property_multiple(Address(address), params), timeout, MeterReadError)
         found: dict[tuple[str, str], Any] = {}
         for objid, prop, _index, value in answer or []:
             found[(str(objid), str(prop))] = value

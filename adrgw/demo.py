@@ -218,7 +218,7 @@ class DemoVtn:
         server.add_handler("on_register_report", self._on_register_report)
         return server
 
-    def _ven_lookup(self, ven_id: str) -> Optional[dict[str, str]]:
+    def _ven_lookup(self, ven_id: str) -> Optional[dict[str, Any]]:
         for name, known in self.ven_ids.items():
             if known == ven_id:
                 return {"ven_id": ven_id, "ven_name": name, "registration_id": f"reg-{ven_id}",

@@ -32,7 +32,7 @@ from openleadr import OpenADRClient, enums, errors, objects, utils
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 
 from .config import MeterSettings, VenSettings
-from .telemetry import Sample, SampleQueue
+from .telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.ven")
 
@@ -547,7 +547,8 @@ class VtnLink:
                           "request_id": payload.get("request_id")}))
         except VtnUnreachable as exc:
             log.warning("could not answer the events (%s); the answers will be sent again", exc)
-            self.queue_opts([(r["event_id"], r["modification_number"], r["opt_type"]) for r in event_responses])
+            self.queue_opts([(str(r["event_id"]), int(r["modification_number"]), str(r["opt_type"]))  # type: ignore[arg-type]
+                             for r in event_responses])
         except VtnError as exc:
             # The VTN refused our answer (e.g. openleadr's VTN gives HTTP 500 for an event it has
             # already dropped); the events themselves were applied. Not worth re-registering for.

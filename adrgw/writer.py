@@ -131,7 +131,6 @@ class TargetWriter:
 
     async def write_slot(self, address: str, object_type: str, instance: int, prop: str, priority: int,
                          kind: str, wanted: Optional[object]) -> None:
-        from bacpypes3.apdu import ErrorRejectAbortNack
         from bacpypes3.basetypes import PropertyIdentifier
         from bacpypes3.pdu import Address
         from bacpypes3.primitivedata import ObjectIdentifier
@@ -141,23 +140,14 @@ class TargetWriter:
         what = "relinquish" if wanted is None else f"<- {wanted}"
         log.info("write %s: %s %s %d %s @%d %s", self.target.name, address, object_type, instance, prop,
                  priority, what)
-        try:
-            result = await asyncio.wait_for(app.write_property(
-                addr, oid, PropertyIdentifier(prop), _encode(kind, wanted), None, priority), WRITE_TIMEOUT)
-            if isinstance(result, str) and result.startswith("-"):
-                raise WriteError(f"the stack could not encode the write ({result})")
-            slot = await asyncio.wait_for(app.read_property(
-                addr, oid, PropertyIdentifier("priority-array"), priority), WRITE_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise WriteError(f"no answer within {WRITE_TIMEOUT:g} s") from None
-        except ErrorRejectAbortNack as exc:
-            raise WriteError(f"BACnet error: {exc}") from None
-        except asyncio.CancelledError:
-            raise
-        except WriteError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise WriteError(f"{type(exc).__name__}: {exc}") from None
+        from .bacnet import bounded
+
+        result = await bounded(app.write_property(addr, oid, PropertyIdentifier(prop), _encode(kind, wanted), None,
+                                                  priority), WRITE_TIMEOUT, WriteError)
+        if isinstance(result, str) and result.startswith("-"):
+            raise WriteError(f"the stack could not encode the write ({result})")
+        slot = await bounded(app.read_property(addr, oid, PropertyIdentifier("priority-array"), priority),
+                             WRITE_TIMEOUT, WriteError)
         got = slot_value(slot)
         if not same(kind, wanted, got):
             raise WriteError(f"priorityArray[{priority}] reads {got!r} after writing {wanted!r}")

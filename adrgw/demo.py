@@ -13,6 +13,7 @@ import itertools
 import logging
 import math
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -370,7 +371,8 @@ async def run_demo(log_level: str = "INFO") -> int:
         bacnet=BacnetSettings(address="127.0.0.1/8", port=gateway_port, device_id=599,
                               routes=(Route(12345, meter.host, meter.port),)),
         meter=MeterSettings(interval=5.0, timeout=2.0),
-        state=StateSettings(directory="./state"),
+        # A throw-away state directory: a demo leaves nothing behind and never replays an old run.
+        state=StateSettings(directory=tempfile.mkdtemp(prefix="adrgw-demo-state-")),
         log_level=log_level,
         source="(demo)",
     )

@@ -56,3 +56,59 @@ def show(name: str, unit: str, f: dict[str, float]) -> None:
 def write_result(name: str, result: dict[str, Any], quick: bool) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / (f"{name}-quick.json" if quick else f"{name}.json")).write_text(json.dumps(result, indent=2))
+
+
+# -- the real peers and the gateway's settings (import adrgw only after setup()) ---------------------
+
+def udp(*avoid: int) -> int:
+    """A free UDP port on 127.0.0.1, other than ``avoid``."""
+    import socket
+
+    from adrgw.demo import free_port
+
+    return free_port(socket.SOCK_DGRAM, avoid=avoid)
+
+
+async def start_peers(poll: float = 1.0) -> tuple[Any, Any]:
+    """openleadr VTN (polls every ``poll`` s) and the router + meter on network 12345, started."""
+    from adrgw.demo import DemoVtn, SimulatedMeter, free_port
+
+    vtn = DemoVtn(port=free_port(), poll_freq=poll)
+    meter = SimulatedMeter(port=udp())
+    await vtn.start()
+    await meter.start()
+    return vtn, meter
+
+
+def gateway_settings(vtn: Any, meter: Any, interval: float = 1.0, timeout: float = 0.5,
+                     name: str = "bench-ven") -> Any:
+    """Settings for a gateway on a free port of 127.0.0.1, routed to ``meter``, with a fresh state dir."""
+    from adrgw.config import (
+        BacnetSettings,
+        MeterSettings,
+        Route,
+        Settings,
+        StateSettings,
+        VenSettings,
+    )
+
+    return Settings(ven=VenSettings(ven_name=name, vtn_url=vtn.url, request_timeout=5, retry_max=2),
+                    bacnet=BacnetSettings(address="127.0.0.1/8", port=udp(meter.port),
+                                          routes=(Route(12345, "127.0.0.1", meter.port),)),
+                    meter=MeterSettings(interval=interval, timeout=timeout),
+                    state=StateSettings(directory=tempfile.mkdtemp(prefix="adrgw-bench-state-")), source="(bench)")
+
+
+def record_read_starts(gateway: Any) -> list[float]:
+    """Wrap the gateway's meter read (before start()) so each read's start time is recorded."""
+    import time
+
+    starts: list[float] = []
+    original = gateway._read_meter
+
+    async def timed() -> float:
+        starts.append(time.time())
+        return await original()
+
+    gateway.sampler._read = timed
+    return starts

@@ -29,7 +29,6 @@ from adrgw.telemetry import Sample, SampleQueue  # noqa: E402
 from adrgw.ven import VtnLink  # noqa: E402
 
 
-
 async def drain(samples: int) -> dict[str, float]:
     directory = tempfile.mkdtemp(prefix="adrgw-bench-drain-")
     store = Store(directory)

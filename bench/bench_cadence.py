@@ -10,43 +10,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import figures, machine, setup, show, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    figures,
+    gateway_settings,
+    machine,
+    record_read_starts,
+    setup,
+    show,
+    start_peers,
+    write_result,
+)
 
 setup()
 
 from adrgw import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
-from adrgw.config import BacnetSettings, MeterSettings, Route, Settings, StateSettings, VenSettings  # noqa: E402
-from adrgw.demo import DemoVtn, SimulatedMeter, free_port  # noqa: E402
 
 
 async def cadence(interval: float, seconds: float) -> dict[str, object]:
-    vtn = DemoVtn(port=free_port(), poll_freq=1.0)
-    meter = SimulatedMeter(port=free_port(socket.SOCK_DGRAM))
-    await vtn.start()
-    await meter.start()
-    settings = Settings(
-        ven=VenSettings(ven_name="cadence-ven", vtn_url=vtn.url, retry_max=2),
-        bacnet=BacnetSettings(address="127.0.0.1/8", port=free_port(socket.SOCK_DGRAM, avoid=(meter.port,)),
-                              routes=(Route(12345, "127.0.0.1", meter.port),)),
-        meter=MeterSettings(interval=interval, timeout=min(3.0, interval / 2)),
-        state=StateSettings(directory=tempfile.mkdtemp(prefix="adrgw-bench-state-")), source="(bench)")
-    gateway = Gateway(settings)
-    starts: list[float] = []
-    original = gateway._read_meter
-
-    async def timed() -> float:
-        starts.append(time.time())
-        return await original()
-
-    gateway.sampler._read = timed
+    vtn, meter = await start_peers(1.0)
+    gateway = Gateway(gateway_settings(vtn, meter, interval=interval, timeout=min(3.0, interval / 2),
+                                       name="cadence-ven"))
+    starts = record_read_starts(gateway)
     await gateway.start()
     loop = asyncio.get_running_loop()
     lags: list[float] = []

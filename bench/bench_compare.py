@@ -29,30 +29,28 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cpu_seconds, figures, machine, rss_mb, setup, show, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    ROOT,
+    cpu_seconds,
+    figures,
+    gateway_settings,
+    machine,
+    rss_mb,
+    setup,
+    show,
+    start_peers,
+    udp,
+    write_result,
+)
 
 setup()
 
 from adrgw import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
-from adrgw.config import BacnetSettings, MeterSettings, Route, Settings, StateSettings, VenSettings  # noqa: E402
-from adrgw.demo import DemoVtn, SimulatedMeter, free_port  # noqa: E402
 from adrgw.points import ReadOnlyAnalogValue  # noqa: E402
 from adrgw.schedule import evaluate  # noqa: E402
 
 SEED_PERIOD = 5.0  # the original example re-checks the event every 5 s
-
-
-def udp(*avoid: int) -> int:
-    return free_port(socket.SOCK_DGRAM, avoid=avoid)
-
-
-def settings_for(vtn: DemoVtn, meter: SimulatedMeter, interval: float = 1.0) -> Settings:
-    return Settings(ven=VenSettings(ven_name="bench-ven", vtn_url=vtn.url, request_timeout=5, retry_max=2),
-                    bacnet=BacnetSettings(address="127.0.0.1/8", port=udp(meter.port),
-                                          routes=(Route(12345, "127.0.0.1", meter.port),)),
-                    meter=MeterSettings(interval=interval, timeout=min(0.5, interval * 0.75)),
-                    state=StateSettings(directory=tempfile.mkdtemp(prefix="adrgw-bench-state-")), source="(bench)")
 
 
 def bacnet_app(port: int, device_id: int, objects: list[Any] = ()) -> Any:  # type: ignore[assignment]
@@ -66,21 +64,13 @@ def bacnet_app(port: int, device_id: int, objects: list[Any] = ()) -> Any:  # ty
         *objects])
 
 
-async def peers(poll: float) -> tuple[DemoVtn, SimulatedMeter]:
-    vtn = DemoVtn(port=free_port(), poll_freq=poll)
-    meter = SimulatedMeter(port=udp())
-    await vtn.start()
-    await meter.start()
-    return vtn, meter
-
-
 async def boundary_lag(intervals: int, step: float) -> dict[str, Any]:
     from bacpypes3.basetypes import PropertyIdentifier
     from bacpypes3.pdu import Address
     from bacpypes3.primitivedata import ObjectIdentifier
 
-    vtn, meter = await peers(1.0)
-    gateway = Gateway(settings_for(vtn, meter))
+    vtn, meter = await start_peers(1.0)
+    gateway = Gateway(gateway_settings(vtn, meter))
     await gateway.start()
     seed_port = udp(meter.port, gateway.settings.bacnet.port)
     seed_point = ReadOnlyAnalogValue(objectIdentifier=("analog-value", 1), objectName="ADR-Event-Level",
@@ -153,8 +143,8 @@ async def boundary_lag(intervals: int, step: float) -> dict[str, Any]:
 
 
 async def event_delivery(poll: float, trials: int) -> dict[str, Any]:
-    vtn, meter = await peers(poll)
-    gateway = Gateway(settings_for(vtn, meter, interval=10.0))
+    vtn, meter = await start_peers(poll)
+    gateway = Gateway(gateway_settings(vtn, meter, interval=10.0))
     await gateway.start()
     await asyncio.wait_for(gateway.link.registered.wait(), 30)
     await asyncio.sleep(1)
@@ -182,8 +172,8 @@ async def server_load(seconds: float) -> dict[str, Any]:
     from bacpypes3.pdu import Address
     from bacpypes3.primitivedata import ObjectIdentifier
 
-    vtn, meter = await peers(1.0)
-    gateway = Gateway(settings_for(vtn, meter))
+    vtn, meter = await start_peers(1.0)
+    gateway = Gateway(gateway_settings(vtn, meter))
     changes: list[tuple[float, float]] = []
     original = gateway.device.set_level
 
@@ -232,7 +222,7 @@ async def server_load(seconds: float) -> dict[str, Any]:
 
 
 async def process_cost(seconds: float, starts: int) -> dict[str, Any]:
-    vtn, meter = await peers(10.0)
+    vtn, meter = await start_peers(10.0)
     home = Path(tempfile.mkdtemp(prefix="adrgw-bench-proc-"))
     results: dict[str, Any] = {}
     ready_times = []

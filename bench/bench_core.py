@@ -24,16 +24,25 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, cpu_seconds, figures, machine, rss_mb, setup, show, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    ROOT,
+    cpu_seconds,
+    figures,
+    gateway_settings,
+    machine,
+    record_read_starts,
+    rss_mb,
+    setup,
+    show,
+    start_peers,
+    write_result,
+)
 
 setup()
 
 from adrgw import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
-from adrgw.config import BacnetSettings, MeterSettings, Route, Settings, VenSettings  # noqa: E402
-from adrgw.demo import DemoVtn, SimulatedMeter, free_port  # noqa: E402
-
-
+from adrgw.demo import free_port  # noqa: E402
 
 
 async def boundary_and_cadence(intervals: int, meter_seconds: float) -> dict[str, object]:
@@ -44,24 +53,11 @@ async def boundary_and_cadence(intervals: int, meter_seconds: float) -> dict[str
     from bacpypes3.pdu import Address
     from bacpypes3.primitivedata import ObjectIdentifier
 
-    vtn = DemoVtn(port=free_port(), poll_freq=1.0)
-    meter = SimulatedMeter(port=free_port(socket.SOCK_DGRAM))
-    await vtn.start()
-    await meter.start()
-    gw_port = free_port(socket.SOCK_DGRAM, avoid=(meter.port,))
-    settings = Settings(
-        ven=VenSettings(ven_name="bench-ven", vtn_url=vtn.url, request_timeout=3, retry_max=2),
-        bacnet=BacnetSettings(address="127.0.0.1/8", port=gw_port, routes=(Route(12345, "127.0.0.1", meter.port),)),
-        meter=MeterSettings(interval=1.0, timeout=0.5), source="(bench)")
+    vtn, meter = await start_peers(1.0)
+    settings = gateway_settings(vtn, meter)
+    gw_port = settings.bacnet.port
     gateway = Gateway(settings)
-    read_starts: list[float] = []
-    original = gateway._read_meter
-
-    async def timed_read() -> float:
-        read_starts.append(time.time())
-        return await original()
-
-    gateway.sampler._read = timed_read
+    read_starts = record_read_starts(gateway)
     await gateway.start()
     client = Application.from_object_list([
         DeviceObject(objectIdentifier=("device", 3002), objectName="bench-client", vendorIdentifier=999),

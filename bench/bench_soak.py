@@ -12,24 +12,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, rss_mb, setup, write_result  # noqa: E402
+from _common import gateway_settings, machine, rss_mb, setup, start_peers, write_result  # noqa: E402
 
 setup()
 
 from adrgw import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
-from adrgw.config import BacnetSettings, MeterSettings, Route, Settings, StateSettings, VenSettings  # noqa: E402
-from adrgw.demo import DemoVtn, SimulatedMeter, free_port  # noqa: E402
-
 
 
 def open_fds() -> int:
@@ -45,16 +40,9 @@ async def main() -> None:
     minutes = 0.33 if args.quick else args.minutes
     sample_every = 5.0 if args.quick else 30.0
     logsetup.setup("WARNING")
-    vtn = DemoVtn(port=free_port(), poll_freq=1.0)
-    meter = SimulatedMeter(port=free_port(socket.SOCK_DGRAM))
-    await vtn.start()
-    await meter.start()
-    gw_port = free_port(socket.SOCK_DGRAM, avoid=(meter.port,))
-    settings = Settings(
-        ven=VenSettings(ven_name="soak-ven", vtn_url=vtn.url, request_timeout=5, retry_max=5),
-        bacnet=BacnetSettings(address="127.0.0.1/8", port=gw_port, routes=(Route(12345, "127.0.0.1", meter.port),)),
-        meter=MeterSettings(interval=args.meter_interval, timeout=min(0.15, args.meter_interval * 0.75)),
-        state=StateSettings(directory=tempfile.mkdtemp(prefix="adrgw-soak-state-")), source="(soak)")
+    vtn, meter = await start_peers(1.0)
+    settings = gateway_settings(vtn, meter, interval=args.meter_interval,
+                                timeout=min(0.15, args.meter_interval * 0.75), name="soak-ven")
     gateway = Gateway(settings)
     await gateway.start()
     await asyncio.wait_for(gateway.link.registered.wait(), 10)

@@ -9,6 +9,8 @@ Everything BAC0/bacpypes3 does oddly is worked around here, each in one named pl
   ``write-access-denied`` are used instead.
 * ``add_static_route``: ``NetworkServiceAccessPoint.update_router_references`` takes the adapter's
   network number (None for the local adapter), not the adapter object as DESIGN.md's note says.
+* ``conformance.py``: identity, honest capabilities, the request gate, device management and the
+  other conformance workarounds (issue 13) live there; ``start`` installs them.
 * ``read_present_value``: ``BAC0.read`` ignores its timeout, loops Who-Is for ~6 s on an unknown
   device, logs and swallows some BACnet errors, and bacpypes3's ``ErrorRejectAbortNack`` derives
   from ``BaseException``; we call the bacpypes3 application's ``read_property`` directly, bound it
@@ -22,7 +24,7 @@ import logging
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any, Awaitable, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Optional, TypeVar
 
 from bacpypes3.apdu import ErrorRejectAbortNack
 from bacpypes3.basetypes import BinaryPV, PropertyIdentifier, Reliability, StatusFlags
@@ -30,6 +32,7 @@ from bacpypes3.errors import ExecutionError
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier, Real
 
+from . import conformance
 from . import points as P
 from .config import BacnetSettings, PointSettings, Route
 
@@ -166,6 +169,9 @@ class GatewayDevice:
         self._bacnet: Any = None
         self.objects: dict[str, Any] = {}  # object name -> bacpypes3 object
         self.on_opt_out: Optional[P.WriteHandler] = None
+        # Called after a ReinitializeDevice (warmstart/coldstart) was acknowledged (issue 13).
+        self.on_reinitialize: Optional[Callable[[Any], Any]] = None
+        self._read_timing: Optional[tuple[int, int]] = None
 
     @property
     def app(self) -> Any:
@@ -199,6 +205,7 @@ class GatewayDevice:
                 break
             await asyncio.sleep(0.05)
         stop_bac0_i_am_spin()
+        conformance.install(self.app, s, on_reinitialize=self._reinitialize)
         for spec in P.point_specs(self.points.event_level) if self.points.expose else []:
             units = ENGINEERING_UNITS.get(self.meter_unit, "noUnits") if spec.name == P.METER_VALUE else None
             obj = P.make_point(spec, units)
@@ -206,6 +213,7 @@ class GatewayDevice:
                 obj._on_write = self._opt_out_written
             self.app.add_object(obj)
             self.objects[spec.name] = obj
+        conformance.conform_all(self.app)
         self._lock_down()
         for route in s.routes:
             await self.add_static_route(route)
@@ -214,6 +222,19 @@ class GatewayDevice:
             await announced
         log.info("BACnet device %d %r up on %s:%d with %d points (%r is analogValue 1)",
                  s.device_id, s.device_name, s.ip, s.port, len(self.objects), self.points.event_level)
+
+    async def _reinitialize(self, state: Any) -> None:
+        if self.on_reinitialize is not None:
+            result = self.on_reinitialize(state)
+            if asyncio.iscoroutine(result):
+                await result
+
+    def may_initiate(self) -> bool:
+        """False while DeviceCommunicationControl has disabled initiation (or communication)."""
+        if self._bacnet is None:
+            return True
+        check = getattr(self.app, "may_initiate", None)
+        return True if check is None else bool(check())
 
     async def _opt_out_written(self, active: bool, source: Any) -> None:
         log.info("%s written %s over BACnet", P.OPT_OUT, "active" if active else "inactive")
@@ -340,17 +361,23 @@ class GatewayDevice:
     # -- reads --------------------------------------------------------------------------------
 
     def bound_apdu_timeout(self, timeout: float) -> None:
-        """Make the stack give up on a silent device within ``timeout`` (default 3 s x 4 tries)."""
-        device = self.app.device_object
-        device.numberOfApduRetries = 1
-        device.apduTimeout = max(100, int(timeout * 1000 / 2))
+        """Make the stack give up on a silent meter within ``timeout`` (default 3 s x 4 tries).
+        Applies to the reads this class starts only: the device keeps advertising (and using for its
+        COV notifications) its own ``[bacnet] apdu_timeout`` / ``apdu_retries``."""
+        self._read_timing = conformance.read_timing(timeout)
+
+    def _check_initiation(self) -> None:
+        if not self.may_initiate():
+            raise MeterReadError("not read: DeviceCommunicationControl has disabled initiation")
 
     async def read_present_value(self, ref: PointRef, timeout: float) -> float:
         """Read one numeric property; MeterReadError (never a made-up value) when it fails."""
         address = Address(ref.address)
         objid = ObjectIdentifier(f"{ref.object_type},{ref.instance}")
         prop = PropertyIdentifier(ref.property)
-        value = await bounded(self.app.read_property(address, objid, prop), timeout, MeterReadError)
+        self._check_initiation()
+        with conformance.client_bound(self._read_timing):
+            value = await bounded(self.app.read_property(address, objid, prop), timeout, MeterReadError)
         return checked_number(value)
 
     async def read_many(self, refs: dict[str, PointRef], timeout: float) -> dict[str, float | MeterReadError]:
@@ -396,7 +423,10 @@ class GatewayDevice:
         params: list[Any] = []
         for _, ref in items:
             params += [ObjectIdentifier(f"{ref.object_type},{ref.instance}"), [PropertyIdentifier(ref.property)]]
-        answer = await bounded(self.app.read_property_multiple(Address(address), params), timeout, MeterReadError)
+        self._check_initiation()
+        with conformance.client_bound(self._read_timing):
+            answer = await bounded(self.app.read_property_multiple(Address(address), params), timeout,
+                                   MeterReadError)
         found: dict[tuple[str, str], Any] = {}
         for objid, prop, _index, value in answer or []:
             found[(str(objid), str(prop))] = value

@@ -70,6 +70,15 @@ class BacnetSettings:
     bbmd: Optional[str] = None  # IP:PORT
     bbmd_ttl: int = 900
     allow_writes_from: tuple[str, ...] = ()  # networks (CIDR) that may write ADR-Opt-Out; empty: anyone
+    # Device identity and management (issue 13): see adrgw/conformance.py and adrgw/devmgmt.py.
+    vendor_id: int = 999
+    vendor_name: str = "adrgw project"
+    model_name: str = "ADR gateway (OpenADR 2.0b VEN to BACnet/IP)"
+    description: str = "OpenADR 2.0b demand-response gateway"
+    location: str = ""
+    password: str = ""  # DeviceCommunicationControl / ReinitializeDevice password; empty: none asked
+    apdu_timeout: int = 3000  # ms the device advertises and uses for its own confirmed requests
+    apdu_retries: int = 3
 
     @property
     def ip(self) -> str:
@@ -383,6 +392,31 @@ def _number(kind: Callable[[str], T], low: float, high: float) -> Callable[[str]
     return parse
 
 
+def _bacnet_text(limit: int, allow_empty: bool = True) -> Callable[[str], str]:
+    """A CharacterString property value: printable, at most ``limit`` characters (issue 13)."""
+    def parse(text: str) -> str:
+        value = text.strip()
+        if not value and not allow_empty:
+            raise ValueError("must not be empty")
+        if len(value) > limit:
+            raise ValueError(f"{len(value)} characters, at most {limit} allowed")
+        if not value.isprintable():
+            raise ValueError("contains control characters")
+        return value
+    return parse
+
+
+def _bacnet_password(text: str) -> str:
+    """DeviceCommunicationControl/ReinitializeDevice password: 1..20 printable characters
+    (ASHRAE 135 clauses 16.1 and 16.4 limit it to 20)."""
+    value = text.strip()
+    if len(value) > 20:
+        raise ValueError(f"{len(value)} characters, at most 20 allowed (ASHRAE 135 16.1)")
+    if not value.isprintable():
+        raise ValueError("contains control characters")
+    return value
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -518,6 +552,15 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
         "bbmd": (lambda t: "%s:%d" % parse_ip_port(t), None),
         "bbmd_ttl": (_number(int, 1, 65535), 900),
         "allow_writes_from": (parse_networks, ()),
+        # issue 13: identity and device management
+        "vendor_id": (_number(int, 0, 65535), 999),
+        "vendor_name": (_bacnet_text(64, allow_empty=False), "adrgw project"),
+        "model_name": (_bacnet_text(64, allow_empty=False), "ADR gateway (OpenADR 2.0b VEN to BACnet/IP)"),
+        "description": (_bacnet_text(255), "OpenADR 2.0b demand-response gateway"),
+        "location": (_bacnet_text(255), ""),
+        "password": (_bacnet_password, ""),
+        "apdu_timeout": (_number(int, 100, 60000), 3000),
+        "apdu_retries": (_number(int, 0, 10), 3),
     },
     "meter": {
         "address": (parse_bacnet_address, "12345:2"),

@@ -1,0 +1,135 @@
+"""Device management rules (ASHRAE 135 clauses 16.1, 16.4, 16.7, 16.8) as pure logic: no I/O, no clock.
+
+The BACnet side (``conformance.GatewayApplication``) decodes requests, passes the current monotonic
+time in, and turns the exceptions below into BACnet answers. Keeping the rules here makes the
+password check, the duration handling and the DeviceCommunicationControl state machine testable
+without a network, and keeps the protocol glue free of decisions.
+
+DeviceCommunicationControl (16.1):
+* ``enable``: everything works.
+* ``disable``: the device answers nothing but DeviceCommunicationControl and ReinitializeDevice, and
+  initiates nothing (no I-Am, no COV notifications, no meter reads, no write-through).
+* ``disableInitiation``: the device answers every request as usual but initiates nothing except the
+  I-Am that answers a Who-Is: no COV notifications, no meter reads, no write-through.
+* A duration (minutes, 1..65535) makes a disable end by itself; without one (or 0) it lasts until an
+  ``enable`` or a restart (the state is deliberately not persisted: a restart enables, 16.1.3.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Optional
+
+# ASHRAE 135 16.1.1.1.1: Time Duration is Unsigned16 minutes.
+MAX_DURATION_MINUTES = 65535
+# ASHRAE 135 16.1.1.1.3 / 16.4.1.1.2: the password is a CharacterString of at most 20 characters.
+MAX_PASSWORD_LENGTH = 20
+
+
+class DccState(str, Enum):
+    """The three states of DeviceCommunicationControl, named as bacpypes3 encodes them."""
+
+    ENABLE = "enable"
+    DISABLE = "disable"
+    DISABLE_INITIATION = "disableInitiation"
+
+
+class ReinitState(str, Enum):
+    """BACnetReinitializedStateOfDevice values the gateway executes (the others are refused)."""
+
+    COLDSTART = "coldstart"
+    WARMSTART = "warmstart"
+
+
+class PasswordFailure(Exception):
+    """The request's password is missing or wrong: Error(security, password-failure)."""
+
+
+class DurationOutOfRange(Exception):
+    """Time Duration above 65535 minutes: Reject(parameter-out-of-range)."""
+
+
+class NotSupported(Exception):
+    """A ReinitializeDevice state the gateway does not execute (backup/restore, activate-changes):
+    Error(services, optional-functionality-not-supported)."""
+
+
+def password_ok(configured: str, given: Optional[str]) -> bool:
+    """ASHRAE 135 16.1.3.1 / 16.4.3.1: a device without a password accepts any (or none); one with a
+    password needs exactly that string. An over-long given password can never match."""
+    if not configured:
+        return True
+    return given is not None and len(given) <= MAX_PASSWORD_LENGTH and given == configured
+
+
+def duration_seconds(minutes: Optional[int]) -> Optional[float]:
+    """Seconds a disable lasts; None for "until enabled". 0 is treated as absent (indefinite), as
+    the reference stacks do; above 65535 does not fit the Unsigned16 the standard defines."""
+    if minutes is None or minutes == 0:
+        return None
+    if minutes < 0 or minutes > MAX_DURATION_MINUTES:
+        raise DurationOutOfRange(f"time duration {minutes} min is out of range 1..{MAX_DURATION_MINUTES}")
+    return minutes * 60.0
+
+
+@dataclass
+class CommunicationControl:
+    """The DCC state machine. Every method takes ``now`` (monotonic seconds) so tests drive time."""
+
+    password: str = ""
+    state: DccState = DccState.ENABLE
+    until: Optional[float] = None  # monotonic time the disable ends; None: until enabled
+
+    def request(self, enable_disable: str, minutes: Optional[int], password: Optional[str], now: float) -> DccState:
+        """Apply a DeviceCommunicationControl request; the new state, or PasswordFailure /
+        DurationOutOfRange (and the state unchanged). The password is checked first (16.1.3.1)."""
+        if not password_ok(self.password, password):
+            raise PasswordFailure("wrong or missing password")
+        wanted = DccState(str(enable_disable))
+        seconds = duration_seconds(minutes) if wanted is not DccState.ENABLE else None
+        self.state = wanted
+        self.until = None if seconds is None else now + seconds
+        return self.state
+
+    def current(self, now: float) -> DccState:
+        """The state at ``now``; a disable whose duration has passed has become ``enable``."""
+        if self.until is not None and now >= self.until:
+            self.state, self.until = DccState.ENABLE, None
+        return self.state
+
+    def answers(self, confirmed_service: Optional[int], now: float) -> bool:
+        """Whether a request is processed at all. ``confirmed_service`` is the confirmed service
+        choice, None for an unconfirmed request. While disabled only DeviceCommunicationControl (17)
+        and ReinitializeDevice (20) are."""
+        if self.current(now) is not DccState.DISABLE:
+            return True
+        return confirmed_service in (17, 20)
+
+    def may_initiate(self, now: float) -> bool:
+        """Whether the device may start requests of its own (reads, writes, COV notifications)."""
+        return self.current(now) is DccState.ENABLE
+
+    def remaining(self, now: float) -> Optional[float]:
+        state = self.current(now)
+        if state is DccState.ENABLE or self.until is None:
+            return None
+        return max(0.0, self.until - now)
+
+
+def reinitialize_state(state: str, configured_password: str, given: Optional[str]) -> ReinitState:
+    """Check a ReinitializeDevice request: the password first (16.4.3.1), then the state.
+    coldstart and warmstart restart the gateway; backup/restore and activate-changes are not
+    implemented."""
+    if not password_ok(configured_password, given):
+        raise PasswordFailure("wrong or missing password")
+    try:
+        return ReinitState(str(state))
+    except ValueError:
+        raise NotSupported(f"reinitialized state {state!r} is not supported") from None
+
+
+def clock_offset(told: datetime, ours: datetime) -> float:
+    """Seconds our clock is ahead of the time we were told (negative: behind). Both aware."""
+    return (ours - told).total_seconds()

@@ -25,6 +25,9 @@ log = logging.getLogger("adrgw")
 
 # SIGINT/SIGTERM: in-flight work gets this long before it is abandoned (DESIGN.md section 1).
 SHUTDOWN_GRACE = 5.0
+# Exit code after a BACnet ReinitializeDevice (warmstart/coldstart): a clean stop, non-zero so that
+# systemd's Restart=on-failure starts the gateway again (EX_TEMPFAIL, "try again"). Issue 13.
+EXIT_REINITIALIZE = 75
 # ADR-VTN-Online is re-evaluated this often (it depends on time passing without a poll answer).
 VTN_WATCH_SECONDS = 1.0
 
@@ -48,6 +51,10 @@ class Gateway:
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
         self.controller.on_level = self.write_through.set_level
         self.device.on_opt_out = lambda active, source: self.controller.set_opt_out(active)
+        # ReinitializeDevice: run_until_signal stops everything (relinquishing write-through slots,
+        # persisting state) and exits with EXIT_REINITIALIZE.
+        self.reinitialize = asyncio.Event()
+        self.device.on_reinitialize = lambda state: self.reinitialize.set()
         self.meter_ref = PointRef(s.meter.address, s.meter.object_type, s.meter.instance, s.meter.property_id)
         self.report_refs = {p.name: PointRef(p.address, p.object_type, p.instance, p.property_id)
                             for p in s.reports}
@@ -150,15 +157,21 @@ async def run_until_signal(gateway: Gateway, extra_stop: Optional[Callable[[], A
         watchdog = asyncio.create_task(notifier.run_watchdog(gateway.status_line), name="sd-watchdog")
         waiter = asyncio.create_task(gateway.wait())
         stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        reinit = asyncio.create_task(gateway.reinitialize.wait())
+        done, _ = await asyncio.wait({waiter, stopper, reinit}, return_when=asyncio.FIRST_COMPLETED)
         if waiter in done:
             exc = waiter.exception()
             log.error("gateway task ended unexpectedly: %r", exc)
             code = 1
+        elif reinit in done:
+            log.warning("stopping for ReinitializeDevice: exit code %d (systemd restarts the gateway)",
+                        EXIT_REINITIALIZE)
+            code = EXIT_REINITIALIZE
         else:
             log.info("stopping (signal received)")
         waiter.cancel()
         stopper.cancel()
+        reinit.cancel()
     finally:
         notifier.stopping()
         if watchdog is not None:

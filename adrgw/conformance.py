@@ -343,8 +343,12 @@ class RequestGate:
 
     def sync(self) -> None:
         """Mirror our DCC state into bacpypes3's, which suppresses outgoing requests while initiation
-        is disabled (it still lets the I-Am that answers a Who-Is out)."""
-        self.asap.dccEnableDisable = self.dcc.current(self.clock()).value
+        is disabled (it still lets the I-Am that answers a Who-Is out). ``disable`` is mirrored as
+        ``disableInitiation``: bacpypes3's own ``disable`` branch tests ``pdu.apduType`` on the
+        undecoded PDU and fails, so DCC and ReinitializeDevice would go unanswered; incoming requests
+        are filtered here by the gate instead."""
+        state = self.dcc.current(self.clock())
+        self.asap.dccEnableDisable = "enable" if state is devmgmt.DccState.ENABLE else "disableInitiation"
 
 
 # -- the application ----------------------------------------------------------------------------

@@ -56,6 +56,13 @@ class NotSupported(Exception):
     Error(services, optional-functionality-not-supported)."""
 
 
+def parse_dcc_state(text: str) -> DccState:
+    """bacpypes3 spells the enumeration ``disable-initiation`` in text and ``disableInitiation`` as
+    an attribute; both mean the same state."""
+    value = str(text)
+    return DccState("disableInitiation" if value == "disable-initiation" else value)
+
+
 def password_ok(configured: str, given: Optional[str]) -> bool:
     """ASHRAE 135 16.1.3.1 / 16.4.3.1: a device without a password accepts any (or none); one with a
     password needs exactly that string. An over-long given password can never match."""
@@ -87,7 +94,7 @@ class CommunicationControl:
         DurationOutOfRange (and the state unchanged). The password is checked first (16.1.3.1)."""
         if not password_ok(self.password, password):
             raise PasswordFailure("wrong or missing password")
-        wanted = DccState(str(enable_disable))
+        wanted = parse_dcc_state(enable_disable)
         seconds = duration_seconds(minutes) if wanted is not DccState.ENABLE else None
         self.state = wanted
         self.until = None if seconds is None else now + seconds

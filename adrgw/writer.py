@@ -136,6 +136,9 @@ class TargetWriter:
         from bacpypes3.primitivedata import ObjectIdentifier
 
         app = self._app()
+        may_initiate = getattr(app, "may_initiate", None)  # conformance.GatewayApplication (issue 13)
+        if may_initiate is not None and not may_initiate():
+            raise WriteError("not written: DeviceCommunicationControl has disabled initiation")
         addr, oid = Address(address), ObjectIdentifier(f"{object_type},{instance}")
         what = "relinquish" if wanted is None else f"<- {wanted}"
         log.info("write %s: %s %s %d %s @%d %s", self.target.name, address, object_type, instance, prop,

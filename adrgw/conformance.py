@@ -514,8 +514,7 @@ def install(app: Any, settings: Any, on_reinitialize: Optional[Callable[[devmgmt
     device.firmwareRevision = __version__
     device.applicationSoftwareVersion = software_version()
     device.description = settings.description
-    if settings.location:
-        device.location = settings.location
+    device.location = settings.location  # always present (empty when not configured): see docs/PICS.md
     device.apduTimeout = settings.apdu_timeout
     device.numberOfApduRetries = settings.apdu_retries
     app.asap.device_object = TransactionTiming(device)

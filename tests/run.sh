@@ -28,6 +28,20 @@ if [ ! -x .venv-interop/bin/python ]; then
 fi
 .venv-interop/bin/pip install --disable-pip-version-check -q -r tests/interop/requirements.txt
 
+# @bacnet-js/client (Node), the second independent BACnet client of tests/test_conformance.py,
+# pinned by tests/interop/js/package-lock.json. Node comes from the distribution when missing.
+if ! command -v npm >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  else
+    echo "tests/run.sh: npm not found for the @bacnet-js/client interop client (install nodejs and npm)" >&2
+    exit 1
+  fi
+fi
+if [ ! -d tests/interop/js/node_modules/@bacnet-js/client ]; then
+  (cd tests/interop/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 set +e
 .venv/bin/python -m pytest "$@"
 code=$?

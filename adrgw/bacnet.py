@@ -267,9 +267,14 @@ class GatewayDevice:
         for service in ("do_WritePropertyRequest", "do_WritePropertyMultipleRequest"):
             original = getattr(app, service)
 
-            async def guarded(apdu: Any, _original: Any = original) -> None:
+            async def guarded(apdu: Any, _original: Any = original, _service: str = service) -> None:
                 if not source_allowed(apdu.pduSource, allowed):
-                    log.warning("refused a write from %s: not in [bacnet] allow_writes_from", apdu.pduSource)
+                    # a client's refused request: one rate-limited INFO line (issue 13)
+                    app._notes.info("allow-list", "refused a write from %s: not in [bacnet] allow_writes_from",
+                                    apdu.pduSource)
+                    if _service == "do_WritePropertyMultipleRequest":
+                        await app.refuse_write_multiple(apdu, "property", "writeAccessDenied")
+                        return
                     raise ExecutionError(errorClass="property", errorCode="writeAccessDenied")
                 await _original(apdu)
 

@@ -431,6 +431,18 @@ class GatewayApplication(Application):  # type: ignore[misc]
             err.set_context(apdu)
             await self.response(err)
 
+    async def refuse_write_multiple(self, apdu: Any, error_class: str, error_code: str) -> None:
+        """Answer a WritePropertyMultiple refused as a whole (the write allow-list) with the
+        WritePropertyMultiple-Error the standard defines, naming its first property."""
+        from bacpypes3.basetypes import ErrorType
+
+        spec = apdu.listOfWriteAccessSpecs[0]
+        first = ObjectPropertyReference(objectIdentifier=spec.objectIdentifier,
+                                        propertyIdentifier=spec.listOfProperties[0].propertyIdentifier)
+        await self.response(WritePropertyMultipleError(
+            errorType=ErrorType(errorClass=error_class, errorCode=error_code), firstFailedWriteAttempt=first,
+            context=apdu))
+
     async def do_DeviceCommunicationControlRequest(self, apdu: Any) -> None:  # noqa: N802
         enable_disable = str(apdu.enableDisable) if apdu.enableDisable is not None else None
         if enable_disable is None:

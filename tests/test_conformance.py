@@ -171,6 +171,22 @@ def test_services_supported_pins_the_bacpypes3_bit_mapping_bug() -> None:
                     "time-synchronization", "utc-time-synchronization"}
 
 
+def test_transaction_timing_gives_the_meter_bound_only_inside_client_bound() -> None:
+    """bacpypes3's state machines read apduTimeout/numberOfApduRetries from ``sap.device_object``:
+    the view gives the meter-read bound inside client_bound and the device's own values elsewhere
+    (its advertised values and its confirmed COV notifications)."""
+    class Device:
+        apduTimeout, numberOfApduRetries, maxApduLengthAccepted = 3000, 3, 1024
+
+    view = conformance.TransactionTiming(Device())
+    with conformance.client_bound(conformance.read_timing(0.5)):
+        assert (view.apduTimeout, view.numberOfApduRetries) == (250, 1)
+        assert view.maxApduLengthAccepted == 1024
+    assert (view.apduTimeout, view.numberOfApduRetries) == (3000, 3)
+    with conformance.client_bound(None):
+        assert view.apduTimeout == 3000
+
+
 def test_peek_service_reads_only_the_header() -> None:
     assert conformance.peek_service(bytes([0x00, 0x05, 0x07, 0x0C, 0xFF])) == (0, 12, 7)
     assert conformance.peek_service(bytes([0x08, 0x05, 0x07, 0x00, 0x04, 0x1A])) == (0, 26, 7)  # segmented
@@ -233,6 +249,26 @@ async def test_every_confirmed_request_gets_an_answer(vtn, meter, start_gateway,
     assert not errors_in_log(caplog), errors_in_log(caplog)
     rejects = [r for r in caplog.records if "unrecognized-service" in r.getMessage()]
     assert len(rejects) == 1 and rejects[0].levelname == "INFO"  # eight bad requests, one line
+
+
+@pytest.mark.integration
+async def test_allow_list_refuses_write_property_multiple_with_its_error(vtn, meter, start_gateway, tmp_path,
+                                                                         caplog) -> None:
+    settings = gateway_settings(vtn.url, meter, tmp_path)
+    gateway = await start_gateway(replace(settings, bacnet=replace(settings.bacnet,
+                                                                   allow_writes_from=("127.0.0.99/32",))))
+    port = settings.bacnet.port
+    await device_ready(port)
+    loop = asyncio.get_running_loop()
+    wpm = bytes([0x00, 0x05, 77, 16, 0x0C]) + struct.pack(">I", (BINARY_VALUE << 22) | 2) + \
+        bytes([0x1E, 0x09, PV, 0x2E, 0x91, 0x01, 0x2F, 0x1F])  # ADR-Opt-Out <- active
+    for _ in range(3):
+        answer = await loop.run_in_executor(None, raw_request, port, wpm)
+        assert answer[:3] == bytes([0x50, 77, 16]) and answer[3:10] == bytes([0x0E, 0x91, 2, 0x91, 40, 0x0F, 0x1E])
+    assert not gateway.controller.opt_out
+    lines = [r for r in caplog.records if "allow_writes_from" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelname == "INFO"
+    assert not errors_in_log(caplog), errors_in_log(caplog)
 
 
 @pytest.mark.integration

@@ -512,3 +512,39 @@ async def test_pics_matches_the_device(vtn, meter, start_gateway, tmp_path) -> N
         assert props == set(objects[name]) - pics_conditional(), (name, set(objects[name]) - props)
     writable = {(t, p) for t, props in objects.items() for p, access in props.items() if access == "W"}
     assert writable == {("binary-value", "present-value")}  # ADR-Opt-Out only, see the PICS note
+
+
+# -- the same conformance checks from bac-py (the project's first independent stack) ---------------
+
+
+@pytest.mark.integration
+async def test_bac_py_sees_identity_network_port_rejects_and_dcc(vtn, meter, start_gateway, tmp_path) -> None:
+    from .test_interop import interop_python
+
+    python = interop_python()
+    settings = gateway_settings(vtn.url, meter, tmp_path)
+    settings = replace(settings, bacnet=replace(settings.bacnet, password=PASSWORD, vendor_id=777))
+    gateway = await start_gateway(settings)
+    port = settings.bacnet.port
+    await device_ready(port)
+    proc = await asyncio.create_subprocess_exec(
+        python, str(ROOT / "tests" / "interop" / "bacpy_conformance.py"), "--target", f"127.0.0.1:{port}",
+        "--device", "599", "--port", str(free_port(socket.SOCK_DGRAM, avoid=(port,))), "--password", PASSWORD,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    r = json.loads(out.decode().strip().splitlines()[-1])
+    assert (r["vendor_name"], r["vendor_id"]) == ("adrgw project", 777)
+    assert "Servisys" not in json.dumps(r)
+    set_bits = {i for i, c in enumerate(r["services"].split("'")[1]) if c == "1"}
+    assert service_names(set_bits) == service_names(bits_of(conformance.services_supported()))
+    for name in ("network-number", "mac-address", "apdu-length", "ip-address", "bacnet-ip-udp-port"):
+        assert f"'{name}'" in r["port_all"], (name, r["port_all"])
+    assert r["text_message"].endswith("UNRECOGNIZED_SERVICE") and r["read_range"].endswith("UNRECOGNIZED_SERVICE")
+    assert r["dcc_wrong_password"].endswith("PASSWORD_FAILURE")
+    assert r["dcc_disable"] is None and r["read_while_disabled"].startswith("ERROR: TimeoutError")
+    assert r["dcc_enable"] is None and r["read_after_enable"] == gateway.device.level
+
+
+def bits_of(value: Any) -> set[int]:
+    return {i for i, b in enumerate(value) if b}

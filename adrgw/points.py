@@ -22,6 +22,8 @@ from bacpypes3.object import AnalogValueObject as _AnalogValueObject
 from bacpypes3.object import BinaryValueObject as _BinaryValueObject
 from bacpypes3.object import MultiStateValueObject as _MultiStateValueObject
 
+from .ratelimit import RateLimitedLog
+
 log = logging.getLogger("adrgw.points")
 
 # Names fixed by the interface contract (ADR-Event-Level's name comes from [points] event_level).
@@ -34,8 +36,12 @@ OPT_OUT = "ADR-Opt-Out"
 VTN_ONLINE = "ADR-VTN-Online"
 
 
+# A client's refused write is its problem: at most one INFO line a minute (issue 13).
+_refusals = RateLimitedLog(log)
+
+
 def _refuse(obj: Any, attr: Any) -> None:
-    log.info("refused a network write to %s %s", obj.objectName, _prop_name(attr))
+    _refusals.info("refused-write", "refused a network write to %s %s", obj.objectName, _prop_name(attr))
     raise ExecutionError(errorClass="property", errorCode="writeAccessDenied")
 
 

@@ -246,9 +246,13 @@ async def test_every_confirmed_request_gets_an_answer(vtn, meter, start_gateway,
     assert answer[10:15] == bytes([0x0C]) + struct.pack(">I", (ANALOG_VALUE << 22) | 1), answer.hex()
     assert answer[15:17] == bytes([0x19, PV]), answer.hex()
     assert gateway.device.level == 0.0
+    for _ in range(5):  # refused again and again: still one log line
+        assert (await loop.run_in_executor(None, raw_request, port, wpm))[:1] == b"\x50"
     assert not errors_in_log(caplog), errors_in_log(caplog)
     rejects = [r for r in caplog.records if "unrecognized-service" in r.getMessage()]
     assert len(rejects) == 1 and rejects[0].levelname == "INFO"  # eight bad requests, one line
+    refusals = [r for r in caplog.records if "refused a network write" in r.getMessage()]
+    assert len(refusals) <= 1 and all(r.levelname == "INFO" for r in refusals)
 
 
 @pytest.mark.integration

@@ -310,6 +310,9 @@ async def test_second_stack_reads_identity_capabilities_and_objects(vtn, meter, 
         {"op": "subscribeProperty", **level},
         {"op": "timeSync", "utc": True, "iso": "2026-01-02T03:04:05Z"},
         {"op": "timeSync", "utc": False, "iso": "2026-01-02T03:04:05Z"},
+        # ALL on the device with a 128-octet max APDU (enumeration 1) and any number of segments (112):
+        # the answer (several hundred octets) comes segmented
+        {"op": "rpm", **dev, "properties": [ALL], "maxApdu": 1, "maxSegments": 112},
     ]
     await device_ready(port)
     r = await js_steps(port, steps)
@@ -357,6 +360,7 @@ async def test_second_stack_reads_identity_capabilities_and_objects(vtn, meter, 
     await wait_for(lambda: gateway.controller.opt_out, 3, what="opt-out written by the second stack")
     for n in (15, 16, 17):  # ReadRange, ConfirmedPrivateTransfer, SubscribeCOVProperty: Reject 9
         assert r[n]["error"] == "BacnetAbort - Reason:9", r[n]  # this client reports Reject as Abort
+    assert {prop_name(p["id"]) for p in r[20]["ok"]} == set(device)  # segmented: the same properties
     told = gateway.device.app.last_time_sync
     assert told is not None and told[0] == "time-synchronization"
     assert not errors_in_log(caplog), errors_in_log(caplog)

@@ -8,7 +8,8 @@
 //   {"op": "whoIs", "low": 599, "high": 599, "waitMs": 1500}     -> [{deviceId, vendorId, address}]
 //   {"op": "whoHas", "name": "ADR-Event-Level", "waitMs": 1500}   -> [{deviceId, objectId, objectName}]
 //   {"op": "read", "type": 8, "instance": 599, "property": 85, "index": 3}
-//   {"op": "rpm", "type": 8, "instance": 599, "properties": [8]}  -> [{id, index, value}]
+//   {"op": "rpm", "type": 8, "instance": 599, "properties": [8], "maxApdu": 1, "maxSegments": 112}
+//                                                                   -> [{id, index, value}]
 //   {"op": "write", "type": 2, "instance": 1, "property": 85, "tag": 4, "value": 9.0, "priority": 16}
 //   {"op": "wpm", "type": 2, "instance": 1, "writes": [{"property": 85, "tag": 4, "value": 9.0}]}
 //   {"op": "subscribeCov", "type": 2, "instance": 1, "id": 7, "confirmed": false, "lifetime": 300}
@@ -85,8 +86,10 @@ async function run(step) {
       return plain(result.values);
     }
     case 'rpm': {
+      // maxApdu / maxSegments (BACnet enumerations) ask for a small APDU: a segmented answer
+      const options = step.maxApdu === undefined ? {} : { maxApdu: step.maxApdu, maxSegments: step.maxSegments };
       const result = await client.readPropertyMultiple(target, [{ objectId: obj,
-        properties: step.properties.map((id) => ({ id, index: 0xFFFFFFFF })) }]);
+        properties: step.properties.map((id) => ({ id, index: 0xFFFFFFFF })) }], options);
       return plain(result.values[0].values).map((p) => ({ id: p.id, index: p.index, value: p.value }));
     }
     case 'write': {

@@ -17,6 +17,8 @@ test in tests/test_conformance.py:
 * ``GatewayApplication.do_WritePropertyMultipleRequest``: bacpypes3 raises its
   ``WritePropertyMultipleError`` (a ``BaseException``) instead of sending it, so a refused
   WritePropertyMultiple was never answered and put a traceback in the log.
+* ``GatewayApplication.do_ReadPropertyMultipleRequest``: bacpypes3 leaves property-list out of
+  ReadPropertyMultiple ALL and REQUIRED.
 * ``GatewayApplication.indication``: bacpypes3 logs any exception in a service helper at ERROR with
   a traceback; a client's bad request is logged here as one rate-limited INFO line.
 * ``GatewayDeviceObject``: bacpypes3's device returns an empty protocol-object-types-supported and an
@@ -421,6 +423,20 @@ class GatewayApplication(Application):  # type: ignore[misc]
         finally:
             if error_pdu is not None:
                 await self.response(error_pdu)
+
+    async def do_ReadPropertyMultipleRequest(self, apdu: Any) -> None:  # noqa: N802
+        """bacpypes3 leaves property-list out of ALL and REQUIRED; ASHRAE 135 15.7.3.1.2 returns
+        every property, property-list included (it is required in every object). Asking for it
+        explicitly in the same request puts it back."""
+        from bacpypes3.basetypes import PropertyReference
+
+        wanted = (PropertyIdentifier.all, PropertyIdentifier.required)
+        for spec in apdu.listOfReadAccessSpecs:
+            refs = spec.listOfPropertyReferences
+            names = [ref.propertyIdentifier for ref in refs]
+            if any(n in wanted for n in names) and PropertyIdentifier.propertyList not in names:
+                refs.append(PropertyReference(propertyIdentifier=PropertyIdentifier.propertyList))
+        await super().do_ReadPropertyMultipleRequest(apdu)
 
     async def do_WritePropertyMultipleRequest(self, apdu: Any) -> None:  # noqa: N802
         """Send the WritePropertyMultiple-Error bacpypes3 raises (workaround, see module doc)."""

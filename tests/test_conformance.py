@@ -256,6 +256,30 @@ async def test_every_confirmed_request_gets_an_answer(vtn, meter, start_gateway,
 
 
 @pytest.mark.integration
+async def test_a_failing_service_is_answered_and_logged_once_without_traceback(vtn, meter, start_gateway, tmp_path,
+                                                                               caplog) -> None:
+    """bacpypes3 logs an exception in a service helper at ERROR with a traceback; the gateway answers
+    operational-problem and logs one rate-limited INFO line (GatewayApplication.indication)."""
+    gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+    port = gateway.settings.bacnet.port
+    await device_ready(port)
+
+    async def broken(apdu: Any) -> None:
+        raise RuntimeError("simulated failure inside a service")
+
+    object.__setattr__(gateway.device.app, "do_ReadPropertyRequest", broken)
+    loop = asyncio.get_running_loop()
+    request = bytes([0x00, 0x05, 5, 12, 0x0C]) + struct.pack(">I", (DEVICE << 22) | 599) + bytes([0x19, 77])
+    for _ in range(3):
+        answer = await loop.run_in_executor(None, raw_request, port, request)
+        # Error PDU, ReadProperty, device (0) / operational-problem (25)
+        assert answer[:7] == bytes([0x50, 5, 12, 0x91, 0, 0x91, 25]), answer.hex()
+    lines = [r for r in caplog.records if "simulated failure" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelname == "INFO" and not lines[0].exc_info
+    assert not errors_in_log(caplog), errors_in_log(caplog)
+
+
+@pytest.mark.integration
 async def test_allow_list_refuses_write_property_multiple_with_its_error(vtn, meter, start_gateway, tmp_path,
                                                                          caplog) -> None:
     settings = gateway_settings(vtn.url, meter, tmp_path)
@@ -353,7 +377,7 @@ async def test_second_stack_reads_identity_capabilities_and_objects(vtn, meter, 
     assert sorted(s["subscriptionProcessId"] for s in subs) == [11, 12, 13, 14]
     by_id = {s["subscriptionProcessId"]: s for s in subs}
     assert by_id[12]["issueConfirmedNotifications"] is True and by_id[11]["issueConfirmedNotifications"] is False
-    assert by_id[13]["timeRemaining"] == 0 and 250 < by_id[11]["timeRemaining"] <= 300
+    assert by_id[13]["timeRemaining"] == 0 and 0 < by_id[11]["timeRemaining"] <= 300  # permanent; 300 s lifetime
     assert by_id[11]["monitoredObjectId"] == level
     assert len(r[11]["ok"]) >= 4  # the initial notification of each subscription
     assert "Code:40" in r[12]["error"]  # WriteProperty: write-access-denied

@@ -8,10 +8,11 @@ test in tests/test_conformance.py:
   service it has a ``do_`` helper for (ReadRange, which fails). Protocol-services-supported is built
   from these two tables instead, and the ``RequestGate`` refuses everything else, so the bits and
   the behaviour cannot disagree.
-* ``RequestGate``: bacpypes3 answers an undefined confirmed service choice with silence (its decoder
-  raises before a Reject can be built) and BAC0's JSON-built application answers some defined ones it
-  does not implement the same way. The gate sits on the application service access point and answers
-  every confirmed request outside ``SERVED_CONFIRMED`` with Reject(unrecognized-service). It also
+* ``RequestGate``: measured without it, bacpypes3 0.0.110 leaves ConfirmedTextMessage (19),
+  SubscribeCOVPropertyMultiple (41) and undefined service choices (45) unanswered (its decoder fails
+  before a Reject can be built) and answers ReadRange with operational-problem after logging a
+  NotImplementedError. The gate sits on the application service access point and answers every
+  confirmed request outside ``SERVED_CONFIRMED`` with Reject(unrecognized-service). It also
   applies DeviceCommunicationControl (``devmgmt.CommunicationControl``): bacpypes3's own DCC filter
   keeps answering Who-Is/Who-Has while disabled.
 * ``GatewayApplication.do_WritePropertyMultipleRequest``: bacpypes3 raises its

@@ -493,7 +493,14 @@ values = 1=74.0, 2=76.0, 3=78.0
     assert code == EXIT_REINITIALIZE == 75, "\n".join(proc.lines[-20:])
     assert bas.slot(bas.setpoint, 10) is None, "\n".join(proc.lines[-20:])  # slot relinquished
     assert proc.has("ReinitializeDevice (warmstart)") and not proc.has("Traceback")
-    assert (tmp_path / "state").is_dir() and any((tmp_path / "state").iterdir())
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{tmp_path / 'state' / 'gateway.sqlite3'}?mode=ro", uri=True)
+    try:  # the active event is persisted; no write-through slot is recorded as still held
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+        assert db.execute("SELECT COUNT(*) FROM kv WHERE key LIKE 'write-held:%'").fetchone()[0] == 0
+    finally:
+        db.close()
     unit = (ROOT / "systemd" / "bacnet-server-ven.service").read_text()
     assert re.search(r"^Restart=(on-failure|always)$", unit, re.M)  # exit 75 is restarted by systemd
 

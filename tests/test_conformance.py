@@ -29,6 +29,7 @@ from adrgw.ratelimit import RateLimitedLog
 
 from .bas import SimulatedBas
 from .conftest import gateway_settings, wait_for
+from .test_lan import lan  # noqa: F401 - the network-namespace LAN fixture
 from .test_process import config_text, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -593,3 +594,61 @@ async def test_bac_py_sees_identity_network_port_rejects_and_dcc(vtn, meter, sta
 
 def bits_of(value: Any) -> set[int]:
     return {i for i, b in enumerate(value) if b}
+
+
+# -- on a real LAN (network namespaces, everybody on 47808, broadcasts) ------------------------------
+
+
+@pytest.mark.integration
+async def test_broadcast_who_is_and_dcc_on_a_real_lan(lan, tmp_path) -> None:
+    """The second stack finds the gateway by broadcast Who-Is on a LAN; DeviceCommunicationControl
+    disable silences it (even for Who-Is); enable brings it back."""
+    import sys
+
+    from .test_lan import HOSTS, Lines
+
+    node = node_client()
+    env = dict(os.environ, HOME=str(tmp_path), PYTHONUNBUFFERED="1")
+    (tmp_path / "config.ini").write_text(f"""
+[ven]
+ven_name = lan-ven
+; no VTN on this LAN: the BACnet side runs on its own
+vtn_url = http://{HOSTS['peer']}:8080/OpenADR2/Simple/2.0b
+request_timeout = 1
+retry_max = 2
+[bacnet]
+address = {HOSTS['gw']}/24
+device_id = 599
+vendor_id = 4321
+password = {PASSWORD}
+""")
+    gateway = await asyncio.create_subprocess_exec(
+        "ip", "netns", "exec", lan["gw"], sys.executable, str(ROOT / "bacnet_server_ven.py"),
+        cwd=str(tmp_path), env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    gw_err = Lines(gateway.stderr)  # type: ignore[arg-type]
+    try:
+        await wait_for(lambda: gw_err.has("BACnet device 599"), 20, what="the gateway's device")
+        who_is = {"op": "whoIs", "low": 599, "high": 599, "broadcast": True, "waitMs": 1500}
+        steps = [who_is, {"op": "dcc", "state": DCC_DISABLE, "minutes": 10, "password": PASSWORD}, who_is,
+                 {"op": "dcc", "state": DCC_ENABLE, "password": PASSWORD}, who_is]
+        proc = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", lan["client"], node, str(JS / "bacnet_steps.js"),
+            "--target", f"{HOSTS['gw']}:47808", "--port", "47808", "--interface", HOSTS["client"],
+            "--broadcast", "10.77.0.255", "--steps", json.dumps(steps), cwd=str(JS),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        r = json.loads(out.decode().strip().splitlines()[-1])
+        # (this client leaves the default port out of the address)
+        assert r[0]["ok"] == [{"deviceId": 599, "vendorId": 4321, "address": HOSTS["gw"]}], r[0]
+        assert r[1]["ok"] == "ack" and r[2]["ok"] == [], r
+        assert r[3]["ok"] == "ack" and [d["deviceId"] for d in r[4]["ok"]] == [599], r
+    finally:
+        if gateway.returncode is None:
+            gateway.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(gateway.wait(), 10)
+            except asyncio.TimeoutError:
+                gateway.kill()
+                await gateway.wait()
+    assert gateway.returncode == 0 and not gw_err.has("Traceback")

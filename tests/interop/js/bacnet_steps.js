@@ -1,11 +1,14 @@
 // Second independent BACnet client stack for the conformance tests: @bacnet-js/client (TypeScript/Node).
 //
 //   node bacnet_steps.js --target 127.0.0.1:PORT --port CLIENT_PORT --steps '[{"op": "read", ...}, ...]'
+//        [--interface 127.0.0.1] [--broadcast 127.255.255.255]
 //
-// Runs the steps in order and prints one JSON array: one result per step, {"ok": ...} or {"error": "..."}.
+// Runs the steps in order and prints one JSON array: one result per step, {"ok": ...} or {"error": "..."},
+// with "ms" the step took (for diagnosis only).
 // Every request has its own timeout (apduTimeout 2000 ms; waits are explicit), so the script ends.
 // Steps:
-//   {"op": "whoIs", "low": 599, "high": 599, "waitMs": 1500}     -> [{deviceId, vendorId, address}]
+//   {"op": "whoIs", "low": 599, "high": 599, "waitMs": 1500, "broadcast": false}
+//                                                                   -> [{deviceId, vendorId, address}]
 //   {"op": "whoHas", "name": "ADR-Event-Level", "waitMs": 1500}   -> [{deviceId, objectId, objectName}]
 //   {"op": "read", "type": 8, "instance": 599, "property": 85, "index": 3}
 //   {"op": "rpm", "type": 8, "instance": 599, "properties": [8], "maxApdu": 1, "maxSegments": 112}
@@ -32,7 +35,8 @@ function arg(name, fallback) {
 const target = { address: arg('--target') };
 const steps = JSON.parse(arg('--steps', '[]'));
 const client = new BACnetClient({
-  port: Number(arg('--port')), interface: '127.0.0.1', broadcastAddress: '127.255.255.255', apduTimeout: 2000,
+  port: Number(arg('--port')), interface: arg('--interface', '127.0.0.1'),
+  broadcastAddress: arg('--broadcast', '127.255.255.255'), apduTimeout: 2000,
 });
 const covs = [];
 client.on('covNotifyUnconfirmed', (msg) => covs.push({ confirmed: false, payload: msg.payload }));
@@ -57,7 +61,9 @@ async function run(step) {
       const onIAm = (msg) => seen.push({ deviceId: msg.payload.deviceId, vendorId: msg.payload.vendorId,
         address: msg.header.sender.address });
       client.on('iAm', onIAm);
-      client.whoIs(target, { lowLimit: step.low, highLimit: step.high });
+      // "broadcast": true sends a real broadcast (--broadcast), as a BAS does on a LAN
+      if (step.broadcast) client.whoIs({ lowLimit: step.low, highLimit: step.high });
+      else client.whoIs(target, { lowLimit: step.low, highLimit: step.high });
       await sleep(step.waitMs || 1500);
       client.removeListener('iAm', onIAm);
       return seen;
@@ -145,12 +151,14 @@ async function run(step) {
   const results = [];
   await sleep(100); // the socket binds asynchronously
   for (const step of steps) {
+    const started = Date.now();
     try {
-      results.push({ ok: await run(step) });
+      results.push({ ok: await run(step), ms: Date.now() - started });
     } catch (err) {
-      results.push({ error: String(err && err.message ? err.message : err) });
+      results.push({ error: String(err && err.message ? err.message : err), ms: Date.now() - started });
     }
   }
   client.close();
-  process.stdout.write(`${JSON.stringify(results)}\n`);
+  // exit once the output is written: pending request timers must not keep the process alive
+  process.stdout.write(`${JSON.stringify(results)}\n`, () => process.exit(0));
 })();

@@ -1,0 +1,120 @@
+"""Everything the status page and /healthz show, gathered from the running gateway into plain data.
+
+Why a separate step: rendering (pages.py, timeline.py, chart.py) stays pure and unit-tested, and the
+only I/O, two sqlite queries, runs on the Store's worker thread here. Collaborators are read through
+the accessors of metrics.py where one exists, and defensively where another issue may add things
+(ADR-Gateway-Status, a storage fault flag).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Optional
+
+from . import metrics as M
+from .chart import ChartData
+from .health import Health, HealthFacts, verdict
+from .history import EventHistory, MeterHistory, oldest_queued
+from .schedule import evaluate
+from .timeline import HISTORY, EventRecord
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+
+@dataclass(frozen=True)
+class WriteRow:
+    name: str
+    target: str  # address object instance property @priority
+    priority: int
+    holding: Optional[str]  # value confirmed in our slot now, None: relinquished (NULL)
+    wanted: Optional[str]
+    confirmed_at: Optional[datetime]
+    failures: int
+
+
+@dataclass(frozen=True)
+class PageView:
+    now: datetime
+    device: str
+    level: float
+    status: str
+    active_event: Optional[str]
+    remaining: float
+    start_in: float
+    opt_out: bool
+    vtn_online: bool
+    registered: bool
+    ven_id: Optional[str]
+    registration_attempts: int
+    last_poll: Optional[datetime]
+    last_report: Optional[datetime]
+    queue_depth: int
+    oldest_queued: Optional[datetime]
+    gateway_status: Optional[tuple[int, str]]
+    health: Health
+    events: list[EventRecord]
+    chart: ChartData
+    chart_window: tuple[float, float]
+    writes: list[WriteRow]
+    meter: str
+
+
+def storage_ok(gw: "Gateway") -> bool:
+    """False when the store says it is failing (an attribute another issue may add; absent: ok)."""
+    for owner in (gw, gw.store, gw.samples):
+        value = getattr(owner, "storage_ok", None)
+        if isinstance(value, bool):
+            return value
+    return True
+
+
+def health_facts(gw: "Gateway", oldest: Optional[datetime]) -> HealthFacts:
+    link = gw.link
+    return HealthFacts(registered=M.registered(gw), last_contact=M.last_poll(gw), poll_period=link.poll_period,
+                       meter_failures=gw.sampler.failures, oldest_queued=oldest, storage_ok=storage_ok(gw))
+
+
+async def gather_health(gw: "Gateway", now: datetime) -> tuple[Health, Optional[datetime]]:
+    oldest = await oldest_queued(gw.store)
+    return verdict(health_facts(gw, oldest), now), oldest
+
+
+def _value(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+def write_rows(gw: "Gateway") -> list[WriteRow]:
+    rows = []
+    for w in M.writers(gw):
+        applied = w.applied
+        rows.append(WriteRow(name=w.target.name, target=str(w.target), priority=w.target.priority,
+                             holding=_value(applied[0]) if applied is not None else "unknown",
+                             wanted=_value(w.desired), confirmed_at=getattr(w, "confirmed_at", None),
+                             failures=w.failures))
+    return rows
+
+
+async def gather(gw: "Gateway", meter_history: MeterHistory, event_history: EventHistory,
+                 now: datetime) -> PageView:
+    c = gw.controller
+    state = evaluate(c.events.values(), now, c.apply_test_events)
+    t1 = now.timestamp()
+    t0 = (now - HISTORY).timestamp()
+    samples, queued = await meter_history.window(t0, t1)
+    health, oldest = await gather_health(gw, now)
+    s = gw.settings
+    return PageView(
+        now=now, device=f"{s.bacnet.device_name} (device {s.bacnet.device_id})", level=state.level,
+        status=state.status, active_event=state.event_id, remaining=state.remaining, start_in=state.start_in,
+        opt_out=c.opt_out, vtn_online=M.vtn_online(gw), registered=M.registered(gw), ven_id=gw.link.ven_id,
+        registration_attempts=int(M.registration_attempts(gw)), last_poll=M.last_poll(gw),
+        last_report=M.last_report(gw), queue_depth=int(M.queue_depth(gw)), oldest_queued=oldest,
+        gateway_status=M.gateway_status(gw), health=health, events=list(event_history.records.values()),
+        chart=ChartData(samples=samples, queued=queued, interval=s.meter.interval, unit=s.meter.unit),
+        chart_window=(t0, t1), writes=write_rows(gw),
+        meter=f"{s.meter.address} {s.meter.object} every {s.meter.interval:g} s")
+
+
+__all__ = ["PageView", "WriteRow", "gather", "gather_health", "health_facts"]

@@ -83,6 +83,17 @@ LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 44
 STRIP = 8  # height of the delivered / queued strip under the plot
 
 
+TICK_STEPS = (60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600)
+
+
+def tick_step(span: float, most: int = 12) -> int:
+    """The smallest round step (seconds) that puts at most ``most`` time ticks on ``span``."""
+    for step in TICK_STEPS:
+        if span / step <= most:
+            return step
+    return TICK_STEPS[-1]
+
+
 def time_label(t: float) -> str:
     """HH:MM UTC, computed without datetime objects (called for every tick)."""
     seconds = int(t) % 86400
@@ -118,7 +129,7 @@ def render_chart(data: ChartData, t0: float, t1: float) -> str:
         v = lo + (hi - lo) * k / 4
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
                      f'<text class="axis" x="{LEFT - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.4g}</text>')
-    step = 3 * 3600 if span > 6 * 3600 else 3600 if span > 2 * 3600 else 600
+    step = tick_step(span)
     tick = math.ceil(t0 / step) * step
     while tick <= t1:
         parts.append(f'<line class="grid" x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>'

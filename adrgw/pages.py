@@ -8,7 +8,7 @@ the page gets only the PageView, which holds no keys, certificates or URLs with 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from html import escape
 from typing import Optional
 
@@ -94,6 +94,7 @@ def render_page(view: PageView) -> str:
                            "gateway-status"))
     reasons = "".join(f"<li>{escape(r)}</li>" for r in v.health.reasons)
     t0, t1 = v.chart_window
+    since = datetime.fromtimestamp(t0, timezone.utc)
     writes = ""
     if v.writes:
         rows = "".join(
@@ -114,8 +115,8 @@ def render_page(view: PageView) -> str:
         f'<section class="now">{"".join(facts)}</section>'
         + (f'<ul id="health-reasons" class="degraded">{reasons}</ul>' if reasons else "")
         + '<h2>Events: last 24 h and scheduled</h2><div class="card">'
-        + render_timeline(v.events, now) + "</div>"
-        + render_event_table(v.events, now)
+        + render_timeline(v.events, now, since) + "</div>"
+        + render_event_table(v.events, now, since)
         + '<h2>Meter: last 24 h</h2><div class="card">' + render_chart(v.chart, t0, t1)
         + '<p class="legend muted"><span><i class="sw" style="background:#1f6fd1"></i>meter value</span>'
           '<span><i class="sw" style="background:#f3d9d7"></i>no value (meter silent or gateway down)</span>'

@@ -103,6 +103,12 @@ async def gather(gw: "Gateway", meter_history: MeterHistory, event_history: Even
     t1 = now.timestamp()
     t0 = (now - HISTORY).timestamp()
     samples, queued = await meter_history.window(t0, t1)
+    events = list(event_history.records.values())
+    # Less than 24 h to show (a new gateway): zoom to what there is, at least 10 minutes.
+    known = [samples[0][0]] if samples else []
+    known += [r.event.start.timestamp() for r in events if r.event.start is not None and r.event.start.timestamp() >= t0]
+    if known:
+        t0 = max(t0, min(min(known) - 30.0, t1 - 600.0))
     health, oldest = await gather_health(gw, now)
     s = gw.settings
     return PageView(
@@ -111,7 +117,7 @@ async def gather(gw: "Gateway", meter_history: MeterHistory, event_history: Even
         opt_out=c.opt_out, vtn_online=M.vtn_online(gw), registered=M.registered(gw), ven_id=gw.link.ven_id,
         registration_attempts=int(M.registration_attempts(gw)), last_poll=M.last_poll(gw),
         last_report=M.last_report(gw), queue_depth=int(M.queue_depth(gw)), oldest_queued=oldest,
-        gateway_status=M.gateway_status(gw), health=health, events=list(event_history.records.values()),
+        gateway_status=M.gateway_status(gw), health=health, events=events,
         chart=ChartData(samples=samples, queued=queued, interval=s.meter.interval, unit=s.meter.unit),
         chart_window=(t0, t1), writes=write_rows(gw),
         meter=f"{s.meter.address} {s.meter.object} every {s.meter.interval:g} s")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Optional, Sequence
 
-from .chart import time_label
+from .chart import tick_step, time_label
 from .schedule import Event
 
 HISTORY = timedelta(hours=24)  # how far back the timeline looks
@@ -32,14 +32,19 @@ class EventRecord:
     removed_at: Optional[datetime] = None  # the VTN stopped listing it (implied cancellation)
 
 
-def window(records: Sequence[EventRecord], now: datetime) -> tuple[datetime, datetime]:
-    """[now - 24 h, now + 2 h .. 24 h]: far enough ahead to show the last scheduled interval."""
+def window(records: Sequence[EventRecord], now: datetime,
+           since: Optional[datetime] = None) -> tuple[datetime, datetime]:
+    """[now - 24 h (or ``since``, when the page has less to show), now + 2 h .. 24 h]: far enough
+    ahead to show the last scheduled interval."""
     ahead = MIN_AHEAD
+    if since is not None:
+        ahead = min(ahead, max(now - since, timedelta(minutes=10)))
     for record in records:
         end = record.event.end or (record.event.start if record.event.start else None)
         if end is not None and end > now:
-            ahead = max(ahead, min(end - now + timedelta(minutes=10), MAX_AHEAD))
-    return now - HISTORY, now + ahead
+            ahead = max(ahead, min((end - now) * 1.1 + timedelta(seconds=30), MAX_AHEAD))
+    start = now - HISTORY if since is None else max(since, now - HISTORY)
+    return start, now + ahead
 
 
 def visible(records: Sequence[EventRecord], t0: datetime, t1: datetime) -> list[EventRecord]:
@@ -90,9 +95,9 @@ def marks(record: EventRecord) -> list[str]:
 LANE, WIDTH, LEFT, RIGHT, TOP = 26, 960, 56, 12, 18
 
 
-def render_timeline(records: Sequence[EventRecord], now: datetime) -> str:
+def render_timeline(records: Sequence[EventRecord], now: datetime, since: Optional[datetime] = None) -> str:
     """The SVG: one lane per event, its intervals as boxes labelled with their level."""
-    t0, t1 = window(records, now)
+    t0, t1 = window(records, now, since)
     shown = visible(records, t0, t1)
     plot_w = WIDTH - LEFT - RIGHT
     height = TOP + LANE * max(1, len(shown)) + 22
@@ -106,7 +111,7 @@ def render_timeline(records: Sequence[EventRecord], now: datetime) -> str:
              '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
              'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" class="hatch"/></pattern></defs>',
              f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{height - TOP - 22}"/>']
-    step = 3 * 3600 if span > 8 * 3600 else 3600
+    step = tick_step(span)
     first = t0.timestamp() // step * step + step
     tick = first
     while tick <= t1.timestamp():
@@ -157,9 +162,9 @@ def render_timeline(records: Sequence[EventRecord], now: datetime) -> str:
     return "".join(parts)
 
 
-def render_event_table(records: Sequence[EventRecord], now: datetime) -> str:
+def render_event_table(records: Sequence[EventRecord], now: datetime, since: Optional[datetime] = None) -> str:
     """The same events as rows: intervals with levels, and every mark spelled out."""
-    t0, t1 = window(records, now)
+    t0, t1 = window(records, now, since)
     shown = visible(records, t0, t1)
     if not shown:
         return '<p class="muted" id="no-events">No event in the last 24 h and none scheduled.</p>'

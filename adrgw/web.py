@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import os
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
@@ -53,6 +54,11 @@ BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConten
         b"Connection: close\r\n\r\ntoo many connections")
 
 Clock = Callable[[], datetime]
+
+# aiohttp logs every malformed request (too long, bad syntax) with a traceback at ERROR: anyone who can
+# reach the port could fill the journal. Those are refused with a 4xx anyway; keep them out of the log.
+_protocol_log = logging.getLogger("adrgw.web.protocol")
+_protocol_log.setLevel(logging.CRITICAL)
 
 
 def utc_now() -> datetime:
@@ -90,6 +96,9 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
         return _refusal(exc.status, exc.reason)
     except TimeoutError:
         return _refusal(503, "timed out")
+    except Exception:  # noqa: BLE001 - a page bug must not reach the loop; said once per request
+        log.exception("status server: %s %s failed", request.method, request.path)
+        return _refusal(500, "internal error")
     response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -123,6 +132,7 @@ class StatusServer:
             log.warning("[http] listen %s:%d is not a loopback address: the status page and /metrics are "
                         "reachable from the network (read-only, no authentication)", host, port)
         runner = web.AppRunner(self.app, handle_signals=False, access_log=None, keepalive_timeout=KEEPALIVE,
+                               logger=_protocol_log,
                                max_line_size=MAX_LINE, max_field_size=MAX_FIELD, max_headers=MAX_HEADERS)
         await runner.setup()
         server = runner.server
@@ -133,7 +143,9 @@ class StatusServer:
                                                     reuse_address=True, backlog=64)
         except OSError as exc:
             await runner.cleanup()
-            raise WebStartError(f"[http] listen {host}:{port}: cannot listen ({exc.strerror or exc})") from None
+            # asyncio rewords the error ("error while attempting to bind on address ..."): say it plainly.
+            detail = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise WebStartError(f"[http] listen {host}:{port}: cannot listen ({detail})") from None
         self._runner = runner
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("status page on http://%s:%d/ (also /metrics, /healthz)", host, self.port)

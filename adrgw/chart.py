@@ -79,7 +79,7 @@ class ChartData:
 
 # Drawing area (SVG user units; the SVG scales to the page width).
 WIDTH, HEIGHT = 960, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 44
+LEFT, RIGHT, TOP, BOTTOM = 72, 12, 12, 44
 STRIP = 8  # height of the delivered / queued strip under the plot
 
 

@@ -44,6 +44,7 @@ class MeterHistory:
         self._store = store
         self._pending: set[asyncio.Task[None]] = set()
         self._failing = False
+        self.version = 0  # bumped with each stored sample: the page reuses its chart until it changes
 
     async def open(self) -> None:
         await self._store.call(lambda db: db.executescript(_SCHEMA))
@@ -70,6 +71,7 @@ class MeterHistory:
             self._failing = True
         else:
             self._failing = False
+            self.version += 1
 
     async def flush(self) -> None:
         """Wait for the inserts already scheduled (tests, shutdown)."""
@@ -103,6 +105,7 @@ class EventHistory:
         self._clock = clock
         self.records: dict[str, EventRecord] = {}
         self._pending: set[asyncio.Task[None]] = set()
+        self.version = 0  # bumped with each change of the records
 
     async def open(self) -> None:
         def _load(db: Any) -> list[tuple[str, str]]:
@@ -151,6 +154,7 @@ class EventHistory:
         for event_id in dropped:
             del self.records[event_id]
         if changed or dropped:
+            self.version += 1
             self._save(changed, dropped)
 
     @staticmethod

@@ -8,12 +8,13 @@ the accessors of metrics.py where one exists, and defensively where another issu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import metrics as M
-from .chart import ChartData
+from .chart import ChartData, render_chart
 from .health import Health, HealthFacts, verdict
 from .history import EventHistory, MeterHistory, oldest_queued
 from .schedule import evaluate
@@ -59,6 +60,20 @@ class PageView:
     chart_window: tuple[float, float]
     writes: list[WriteRow]
     meter: str
+    chart_svg: str = ""  # the chart, already drawn (ChartCache); empty: pages.py draws it
+
+
+class ChartCache:
+    """The last chart drawn, reused while nothing it shows has changed: the same samples, the same
+    queue, the same events (they set the window) and the same cadence instant at its right edge.
+
+    Why: a page is requested far more often than a sample arrives (a wall screen, several viewers,
+    a flood); drawing 24 h of samples is the page's only real cost, and it runs on the shared loop.
+    """
+
+    def __init__(self) -> None:
+        self.key: Optional[tuple[Any, ...]] = None
+        self.value: Optional[tuple[list[tuple[float, float]], list[float], float, str]] = None
 
 
 def storage_ok(gw: "Gateway") -> bool:
@@ -97,20 +112,29 @@ def write_rows(gw: "Gateway") -> list[WriteRow]:
 
 
 async def gather(gw: "Gateway", meter_history: MeterHistory, event_history: EventHistory,
-                 now: datetime) -> PageView:
+                 now: datetime, cache: Optional[ChartCache] = None) -> PageView:
     c = gw.controller
-    state = evaluate(c.events.values(), now, c.apply_test_events)
-    t1 = now.timestamp()
-    t0 = (now - HISTORY).timestamp()
-    samples, queued = await meter_history.window(t0, t1)
-    events = list(event_history.records.values())
-    # Less than 24 h to show (a new gateway): zoom to what there is, at least 10 minutes.
-    known = [samples[0][0]] if samples else []
-    known += [r.event.start.timestamp() for r in events if r.event.start is not None and r.event.start.timestamp() >= t0]
-    if known:
-        t0 = max(t0, min(min(known) - 30.0, t1 - 600.0))
-    health, oldest = await gather_health(gw, now)
     s = gw.settings
+    state = evaluate(c.events.values(), now, c.apply_test_events)
+    interval = s.meter.interval
+    t1 = math.ceil(now.timestamp() / interval) * interval  # the chart's right edge: the next cadence instant
+    events = list(event_history.records.values())
+    key = (meter_history.version, event_history.version, M.samples_delivered(gw), M.queue_depth(gw), t1)
+    if cache is not None and cache.key == key and cache.value is not None:
+        samples, queued, t0, svg = cache.value
+    else:
+        t0 = t1 - HISTORY.total_seconds()
+        samples, queued = await meter_history.window(t0, t1)
+        # Less than 24 h to show (a new gateway): zoom to what there is, at least 10 minutes.
+        known = [samples[0][0]] if samples else []
+        known += [r.event.start.timestamp() for r in events
+                  if r.event.start is not None and r.event.start.timestamp() >= t0]
+        if known:
+            t0 = max(t0, min(min(known) - 30.0, t1 - 600.0))
+        svg = render_chart(ChartData(samples=samples, queued=queued, interval=interval, unit=s.meter.unit), t0, t1)
+        if cache is not None:
+            cache.key, cache.value = key, (samples, queued, t0, svg)
+    health, oldest = await gather_health(gw, now)
     return PageView(
         now=now, device=f"{s.bacnet.device_name} (device {s.bacnet.device_id})", level=state.level,
         status=state.status, active_event=state.event_id, remaining=state.remaining, start_in=state.start_in,
@@ -118,9 +142,9 @@ async def gather(gw: "Gateway", meter_history: MeterHistory, event_history: Even
         registration_attempts=int(M.registration_attempts(gw)), last_poll=M.last_poll(gw),
         last_report=M.last_report(gw), queue_depth=int(M.queue_depth(gw)), oldest_queued=oldest,
         gateway_status=M.gateway_status(gw), health=health, events=events,
-        chart=ChartData(samples=samples, queued=queued, interval=s.meter.interval, unit=s.meter.unit),
+        chart=ChartData(samples=samples, queued=queued, interval=interval, unit=s.meter.unit),
         chart_window=(t0, t1), writes=write_rows(gw),
-        meter=f"{s.meter.address} {s.meter.object} every {s.meter.interval:g} s")
+        meter=f"{s.meter.address} {s.meter.object} every {interval:g} s", chart_svg=svg)
 
 
-__all__ = ["PageView", "WriteRow", "gather", "gather_health", "health_facts"]
+__all__ = ["ChartCache", "PageView", "WriteRow", "gather", "gather_health", "health_facts"]

@@ -92,7 +92,7 @@ def marks(record: EventRecord) -> list[str]:
     return out
 
 
-LANE, WIDTH, LEFT, RIGHT, TOP = 26, 960, 56, 12, 18
+LANE, WIDTH, LEFT, RIGHT, TOP = 26, 960, 72, 12, 18
 
 
 def render_timeline(records: Sequence[EventRecord], now: datetime, since: Optional[datetime] = None) -> str:

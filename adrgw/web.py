@@ -28,7 +28,7 @@ from aiohttp.web_server import Server
 from .history import EventHistory, MeterHistory
 from .metrics import Metrics, ScrapeFacts
 from .pages import render_page
-from .statusview import gather, gather_health
+from .statusview import ChartCache, gather, gather_health
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -117,6 +117,7 @@ class StatusServer:
         self.port: Optional[int] = None  # the bound port (listen port 0 picks a free one)
         self.refused_connections = 0
         self._renders = asyncio.Semaphore(RENDERS_AT_ONCE)
+        self._chart = ChartCache()
         self._runner: Optional[web.AppRunner] = None
         self._server: Optional[asyncio.base_events.Server] = None
         app = web.Application(middlewares=[_guard], client_max_size=1024)
@@ -177,7 +178,7 @@ class StatusServer:
 
     async def page(self, request: web.Request) -> web.Response:
         async with self._renders:
-            view = await gather(self.gateway, self.meter_history, self.event_history, self.clock())
+            view = await gather(self.gateway, self.meter_history, self.event_history, self.clock(), self._chart)
             body = render_page(view)
         return web.Response(text=body, content_type="text/html", charset="utf-8")
 

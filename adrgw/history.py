@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Optional
 
-from .schedule import COMPLETED, Event, event_from_dict, event_to_dict
+from .schedule import CANCELLED, COMPLETED, Event, event_from_dict, event_to_dict
 from .telemetry import Sample
 from .timeline import EventRecord
 
@@ -121,7 +121,9 @@ class EventHistory:
                     modifications=tuple((int(n), datetime.fromtimestamp(t, timezone.utc))
                                         for n, t in data["modifications"]),
                     removed_at=datetime.fromtimestamp(data["removed_at"], timezone.utc)
-                    if data.get("removed_at") is not None else None)
+                    if data.get("removed_at") is not None else None,
+                    cancelled_at=datetime.fromtimestamp(data["cancelled_at"], timezone.utc)
+                    if data.get("cancelled_at") is not None else None)
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("damaged event history record %s (%s): dropped", event_id, exc)
 
@@ -134,19 +136,23 @@ class EventHistory:
             if record is not None and record.event == event and record.removed_at is None:
                 continue
             if record is None:
-                record = EventRecord(event=event, first_seen=now, modifications=((event.modification_number, now),))
+                record = EventRecord(event=event, first_seen=now, modifications=((event.modification_number, now),),
+                                     cancelled_at=now if event.cancelled else None)
             else:
                 mods = record.modifications
                 if not mods or mods[-1][0] != event.modification_number:
                     mods = mods + ((event.modification_number, now),)
-                record = replace(record, event=event, modifications=mods, removed_at=None)
+                cancelled_at = record.cancelled_at
+                if event.cancelled and not record.event.cancelled:
+                    cancelled_at = now
+                record = replace(record, event=event, modifications=mods, removed_at=None, cancelled_at=cancelled_at)
             self.records[event_id] = record
             changed.append(record)
         for event_id, record in list(self.records.items()):
             if event_id in events or record.removed_at is not None:
                 continue
-            if record.event.status(now) == COMPLETED:
-                continue  # a VTN forgetting a finished event is no cancellation
+            if record.event.status(now) in (COMPLETED, CANCELLED):
+                continue  # a VTN forgetting a finished or cancelled event is no (further) cancellation
             record = replace(record, removed_at=now)
             self.records[event_id] = record
             changed.append(record)
@@ -159,16 +165,15 @@ class EventHistory:
 
     @staticmethod
     def _expired(record: EventRecord, now: datetime) -> bool:
-        end = record.event.end
-        if record.removed_at is not None and (end is None or record.removed_at < end):
-            end = record.removed_at
+        end = record.end
         return end is not None and end < now - RETENTION
 
     def _save(self, changed: list[EventRecord], dropped: list[str]) -> None:
         rows = [(r.event.event_id, json.dumps({
             "event": event_to_dict(r.event), "first_seen": r.first_seen.timestamp(),
             "modifications": [[n, t.timestamp()] for n, t in r.modifications],
-            "removed_at": r.removed_at.timestamp() if r.removed_at else None})) for r in changed]
+            "removed_at": r.removed_at.timestamp() if r.removed_at else None,
+            "cancelled_at": r.cancelled_at.timestamp() if r.cancelled_at else None})) for r in changed]
 
         def _write(db: Any) -> None:
             with db:

@@ -30,6 +30,23 @@ class EventRecord:
     first_seen: datetime
     modifications: tuple[tuple[int, datetime], ...] = ()  # (modification number, when received)
     removed_at: Optional[datetime] = None  # the VTN stopped listing it (implied cancellation)
+    cancelled_at: Optional[datetime] = None  # when the gateway received the cancellation
+
+    @property
+    def end(self) -> Optional[datetime]:
+        """When the event stopped (or will stop) driving the points: its last interval's end, cut by
+        a cancellation (at its randomized end if it has one, else when it was received) or by the
+        VTN no longer listing it."""
+        e = self.event
+        end = e.end
+        cut = None
+        if e.cancelled:
+            cut = e.cancel_at or self.cancelled_at
+        if self.removed_at is not None:
+            cut = self.removed_at if cut is None else min(cut, self.removed_at)
+        if cut is not None and (end is None or cut < end):
+            return cut
+        return end
 
 
 def window(records: Sequence[EventRecord], now: datetime,
@@ -40,7 +57,7 @@ def window(records: Sequence[EventRecord], now: datetime,
     if since is not None:
         ahead = min(ahead, max(now - since, timedelta(minutes=10)))
     for record in records:
-        end = record.event.end or (record.event.start if record.event.start else None)
+        end = record.end or (record.event.start if record.event.start else None)
         if end is not None and end > now:
             ahead = max(ahead, min((end - now) * 1.1 + timedelta(seconds=30), MAX_AHEAD))
     start = now - HISTORY if since is None else max(since, now - HISTORY)
@@ -51,7 +68,7 @@ def visible(records: Sequence[EventRecord], t0: datetime, t1: datetime) -> list[
     """Records with an interval touching [t0, t1], newest start first."""
     out = []
     for record in records:
-        start, end = record.event.start, record.event.end
+        start, end = record.event.start, record.end
         if start is None or start > t1:
             continue
         if end is not None and end < t0:
@@ -124,6 +141,7 @@ def render_timeline(records: Sequence[EventRecord], now: datetime, since: Option
         parts.append(f'<text class="axis" x="{LEFT + 8}" y="{TOP + 17}">no events in this window</text>')
     for lane, record in enumerate(shown):
         e = record.event
+        event_end = record.end
         top = TOP + lane * LANE + 3
         cls = " ".join(["event"] + marks(record))
         parts.append(f'<g class="{cls}" data-event-id="{escape(e.event_id)}">')
@@ -133,8 +151,8 @@ def render_timeline(records: Sequence[EventRecord], now: datetime, since: Option
                          f'{e.offset.total_seconds():.0f} s</title></line>')
         for interval in e.intervals:
             end = interval.end if interval.end is not None else max(now, t1)
-            if e.end is not None and end > e.end:
-                end = e.end
+            if event_end is not None and end > event_end:
+                end = event_end
             if end <= interval.start:
                 continue  # cut by a cancellation before it started
             x1, x2 = x(interval.start), x(end)
@@ -148,8 +166,8 @@ def render_timeline(records: Sequence[EventRecord], now: datetime, since: Option
             if x2 - x1 > 14:
                 parts.append(f'<text class="level" x="{(x1 + x2) / 2:.1f}" y="{top + 15}" '
                              f'text-anchor="middle">{interval.level:g}</text>')
-        if e.cancelled and e.end is not None:
-            cx = x(e.end)
+        if (e.cancelled or record.removed_at is not None) and event_end is not None:
+            cx = x(event_end)
             parts.append(f'<line class="cancel" x1="{cx:.1f}" x2="{cx:.1f}" y1="{top - 2}" '
                          f'y2="{top + LANE - 4}"><title>cancelled</title></line>')
         label = e.event_id[:18] + ("…" if len(e.event_id) > 18 else "")
@@ -183,7 +201,10 @@ def render_event_table(records: Sequence[EventRecord], now: datetime, since: Opt
             seen = ", ".join(f"{n} at {_hhmm(t)}" for n, t in record.modifications if n > 0)
             notes.append(f"modification {e.modification_number}" + (f" (received: {seen})" if seen else ""))
         if e.cancelled:
-            notes.append("cancelled" + (f", ends {_hhmm(e.cancel_at)}" if e.cancel_at else ""))
+            if e.cancel_at is not None:
+                notes.append(f"cancelled, randomized end {_hhmm(e.cancel_at)}")
+            else:
+                notes.append("cancelled" + (f" at {_hhmm(record.cancelled_at)}" if record.cancelled_at else ""))
         if record.removed_at is not None:
             notes.append(f"no longer listed by the VTN since {_hhmm(record.removed_at)} (implied cancellation)")
         if e.opted_out:
@@ -192,8 +213,8 @@ def render_event_table(records: Sequence[EventRecord], now: datetime, since: Opt
             notes.append("test event")
         status = e.status(now)
         remaining = ""
-        if status == "active" and e.end is not None:
-            remaining = f" ({_duration((e.end - now).total_seconds())} left)"
+        if status == "active" and record.end is not None:
+            remaining = f" ({_duration((record.end - now).total_seconds())} left)"
         rows.append(f'<tr class="{" ".join(["event"] + marks(record))}" data-event-id="{escape(e.event_id)}">'
                     f'<td class="id">{escape(e.event_id)}</td><td class="status">{status}{remaining}</td>'
                     f'<td>{e.priority}</td><td class="intervals">{intervals}</td>'

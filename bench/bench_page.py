@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import shutil
 import sqlite3
 import sys
@@ -78,7 +79,7 @@ def prefill(state_dir: str, interval: float, now: float) -> int:
         if not any(a <= t < b for a, b in outages):
             hour = (t % 86400) / 3600
             base = 80 + 40 * max(0.0, 1 - abs(hour - 14) / 6)  # an office day: peak mid-afternoon
-            rows.append((t, round(base + 6 * ((t // interval) % 7) / 7, 2)))
+            rows.append((t, round(base + 3 * math.sin(t / 600) + 1.5 * math.sin(t / 97), 2)))
         t += interval
     Path(state_dir).mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(Path(state_dir) / FILENAME)
@@ -125,8 +126,28 @@ async def screenshot(url: str, path: str) -> None:
     proc = await asyncio.create_subprocess_exec(
         chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
         "--disable-background-networking", "--hide-scrollbars", f"--screenshot={Path(path).resolve()}",
-        "--window-size=1280,1400", url, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        "--window-size=1280,1250", url, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     await proc.wait()
+
+
+async def show_events(gateway: Any, vtn: Any, url: str, path: str) -> None:
+    """Real events from the VTN (active, cancelled, modified, randomized), then the screenshot; the
+    active one is cancelled afterwards so the lag measurement starts from level 0."""
+    ven_id = gateway.link.ven_id
+    now = datetime.now(timezone.utc)
+    active = vtn.add_event(ven_id, [1.0, 2.0], now - timedelta(minutes=3), timedelta(minutes=10))
+    cancelled = vtn.add_event(ven_id, [2.0, 3.0], now + timedelta(minutes=30), timedelta(minutes=15))
+    modified = vtn.add_event(ven_id, [1.0, 2.0], now + timedelta(minutes=90), timedelta(minutes=15))
+    vtn.add_full_event(ven_id, [1.0], now + timedelta(hours=3), timedelta(minutes=30), start_after=timedelta(minutes=5))
+    await asyncio.sleep(3)
+    vtn.cancel_event(ven_id, cancelled)
+    vtn.modify_event(ven_id, modified, [2.0, 3.0])
+    await asyncio.sleep(3)
+    await screenshot(url, path)
+    vtn.cancel_event(ven_id, active)
+    deadline = time.time() + 10
+    while gateway.device.level != 0.0 and time.time() < deadline:
+        await asyncio.sleep(0.1)
 
 
 async def main() -> None:
@@ -144,6 +165,8 @@ async def main() -> None:
     await gateway.start()
     await asyncio.wait_for(gateway.link.registered.wait(), 10)
     url = f"http://127.0.0.1:{gateway.web.port}/"
+    if args.screenshot:
+        await show_events(gateway, vtn, url, args.screenshot)
     chart_ms, cold_ms, warm_ms, http_ms = [], [], [], []
     size = 0
     cache = ChartCache()
@@ -177,17 +200,6 @@ async def main() -> None:
     lag_flood = await boundary_lags(gateway, vtn, intervals, step)
     out, _ = await flood.communicate()
     served, failed = (int(n) for n in out.split())
-    if args.screenshot:
-        now = datetime.now(timezone.utc)
-        cancelled = vtn.add_event(gateway.link.ven_id, [2.0, 3.0], now - timedelta(seconds=30), timedelta(minutes=2))
-        modified = vtn.add_event(gateway.link.ven_id, [1.0, 2.0], now + timedelta(minutes=20), timedelta(minutes=15))
-        vtn.add_full_event(gateway.link.ven_id, [1.0], now + timedelta(minutes=60), timedelta(minutes=30),
-                           start_after=timedelta(minutes=5))
-        await asyncio.sleep(3)
-        vtn.cancel_event(gateway.link.ven_id, cancelled)
-        vtn.modify_event(gateway.link.ven_id, modified, [2.0, 3.0])
-        await asyncio.sleep(3)
-        await screenshot(url, args.screenshot)
     await gateway.stop()
     await meter.stop()
     await vtn.stop()

@@ -2,6 +2,7 @@
 # Sets up what the tests need (idempotent) and runs the whole suite.
 #   .venv          Python 3.11 with the gateway's pinned requirements and the test tools
 #   .venv-interop  Python >= 3.13 with bac-py, the independent BACnet client of the interop test
+#   chromium       Debian's headless browser, for the status page test
 # Extra arguments go to pytest. Fails when no test ran (pytest exit 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,17 @@ if [ ! -x .venv-interop/bin/python ]; then
   "$PY313" -m venv .venv-interop
 fi
 .venv-interop/bin/pip install --disable-pip-version-check -q -r tests/interop/requirements.txt
+
+# Headless Chromium from Debian for the status page test (tests/test_web.py loads the page in it).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  else
+    echo "tests/run.sh: headless Chromium is needed (as root: apt-get install -y chromium)" >&2
+    exit 1
+  fi
+fi
 
 set +e
 .venv/bin/python -m pytest "$@"

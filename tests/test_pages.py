@@ -113,7 +113,9 @@ def test_timeline_marks_intervals_levels_and_what_happened() -> None:
                           removed_at=NOW - timedelta(minutes=1))
     scheduled = EventRecord(event("ev-next", NOW + timedelta(hours=5), [2, 1]), first_seen=NOW)
     old = EventRecord(event("ev-old", NOW - timedelta(hours=30), [1]), first_seen=NOW - timedelta(hours=31))
-    records = [past, cancelled, removed, scheduled, old]
+    cut = EventRecord(replace(event("ev-cut", NOW - timedelta(hours=3), [4, 4]), cancelled=True),
+                      first_seen=NOW - timedelta(hours=4), cancelled_at=NOW - timedelta(hours=3, minutes=-4))
+    records = [past, cancelled, removed, scheduled, old, cut]
     svg = render_timeline(records, NOW)
     table = render_event_table(records, NOW)
     assert 'data-event-id="ev-old"' not in svg + table  # older than the 24 h window
@@ -124,6 +126,12 @@ def test_timeline_marks_intervals_levels_and_what_happened() -> None:
     assert re.search(r'<g class="event cancelled" data-event-id="ev-cancel">.*?class="cancel"', svg)
     # the cancelled event's second interval (after the cancellation) is not drawn
     assert svg.count('data-level="3"') == 1
+    # cancelled without a randomized end: drawn up to when the cancellation was received (4 min in)
+    cut_boxes = re.findall(r'<rect class="interval level-4" data-level="4" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg)
+    assert len(cut_boxes) == 1
+    ten_minutes = float(re.findall(r'data-level="1" x="[\d.]+" y="[\d.]+" width="([\d.]+)"', svg)[0])
+    assert abs(float(cut_boxes[0][1]) - 0.4 * ten_minutes) < 0.2
+    assert "cancelled at 09:04:00" in table
     row = re.search(r'<tr class="event opted-out randomized modified" data-event-id="ev-past">(.*?)</tr>', table)
     assert row is not None
     assert re.findall(r'<span class="interval" data-level="([\d.]+)">', row.group(1)) == ["1", "2"]
@@ -190,10 +198,16 @@ async def test_event_history_keeps_modifications_removals_and_survives_a_restart
     await history.flush()
     record = history.records["ev"]
     assert [n for n, _ in record.modifications] == [0, 1] and record.removed_at == NOW + timedelta(seconds=9)
-    assert record.event.intervals[0].level == 2.0
+    assert record.event.intervals[0].level == 2.0 and record.end == NOW + timedelta(seconds=9)
+    clock[0] = NOW + timedelta(seconds=20)
+    history.observe({"other": replace(e0, event_id="other", cancelled=True, modification_number=3)})
+    assert history.records["other"].cancelled_at == NOW + timedelta(seconds=20)
+    history.observe({})  # a cancelled event the VTN forgets is not "removed" again
+    assert history.records["other"].removed_at is None
+    await history.flush()
     again = EventHistory(store, clock=lambda: clock[0])
     await again.open()
-    assert again.records["ev"] == record
+    assert again.records["ev"] == record and again.records["other"] == history.records["other"]
     clock[0] = NOW + RETENTION + timedelta(minutes=5)
     again.observe({})
     await again.flush()

@@ -31,9 +31,9 @@ from bacpypes3.primitivedata import ObjectIdentifier
 from prometheus_client.parser import text_string_to_metric_families
 
 from adrgw import web
-from adrgw.config import HttpSettings, Settings
+from adrgw.config import HttpSettings, Settings, WriteTarget
 
-from .conftest import gateway_settings, wait_for
+from .conftest import gateway_settings, udp_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -201,6 +201,41 @@ async def test_an_event_shows_in_metrics_while_it_is_active(vtn, meter, start_ga
     await wait_for(lambda: gateway.device.level == 2.0, 8, what="level 2")
     m = scrape((await get(base_url(gateway) + "/metrics"))[1])
     assert one(m, "adrgw_event_level") == 2.0 and one(m, "adrgw_event_status", status="active") == 1
+
+
+# -- write-through targets on the page and in the metrics ------------------------------------------
+
+@pytest.fixture
+async def bas() -> Any:
+    from .bas import SimulatedBas
+
+    sim = SimulatedBas(udp_port())
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+async def test_write_through_targets_show_the_priority_held_and_the_last_confirmation(
+        vtn, meter, start_gateway, bas, tmp_path) -> None:
+    target = WriteTarget("cooling", bas.address, "analogValue", 5, priority=11, values=((2.0, 76.0),))
+    settings = replace(with_http(gateway_settings(vtn.url, meter, tmp_path)), writes=(target,))
+    gateway = await start_gateway(settings)
+    await asyncio.wait_for(gateway.link.registered.wait(), 5)
+    html = (await get(base_url(gateway) + "/"))[1]
+    row = lxml.html.fromstring(html).xpath('//table[@id="writes"]//tr[@data-target="cooling"]')[0]
+    assert row.xpath('string(td[@class="holding"])') == "relinquished (NULL)" and "never" in row.text_content()
+    vtn.add_event(gateway.link.ven_id, [2.0], datetime.now(timezone.utc) - timedelta(seconds=1), timedelta(minutes=5))
+    writer = gateway.write_through.writers[0]
+    await wait_for(lambda: writer.applied == (76.0,), 10, what="the write confirmed")
+    assert float(bas.slot(bas.setpoint, 11)) == 76.0
+    html = (await get(base_url(gateway) + "/"))[1]
+    row = lxml.html.fromstring(html).xpath('//table[@id="writes"]//tr[@data-target="cooling"]')[0]
+    cells = [c.text_content() for c in row.xpath("td")]
+    assert cells[2] == "11" and cells[3] == "76.0"
+    assert cells[5].startswith(f"{writer.confirmed_at:%Y-%m-%d %H:%M:%S} UTC")
+    m = scrape((await get(base_url(gateway) + "/metrics"))[1])
+    assert one(m, "adrgw_write_through_confirmations_total", target="cooling") == writer.writes >= 1
+    assert one(m, "adrgw_write_through_writes_total", target="cooling") == writer.attempts >= writer.writes
 
 
 # -- hostile clients -----------------------------------------------------------------------------

@@ -38,15 +38,21 @@ def downsample(points: Sequence[Point], gap: float, t0: float, t1: float, column
     Every returned point is an input point; each run keeps its first and last sample (so gaps start
     and end where they really do) and the minimum and maximum of each column (so peaks are drawn).
     """
+    return downsample_runs(runs(points, gap), t0, t1, columns)
+
+
+def downsample_runs(split: list[list[Point]], t0: float, t1: float, columns: int) -> list[list[Point]]:
+    """``downsample`` for points already split into runs."""
     width = max(t1 - t0, 1e-9)
     scale = columns / width
+    floor = math.floor
     result: list[list[Point]] = []
-    for run in runs(points, gap):
+    for run in split:
         kept: list[Point] = []
         column_points: list[Point] = []
         column = None
         for point in run:
-            c = math.floor((point[0] - t0) * scale)
+            c = floor((point[0] - t0) * scale)
             if c != column and column_points:
                 kept.extend(_column_extremes(column_points))
                 column_points = []
@@ -136,7 +142,8 @@ def render_chart(data: ChartData, t0: float, t1: float) -> str:
                      f'<text class="axis" x="{x(tick):.1f}" y="{HEIGHT - 4}" text-anchor="middle">'
                      f'{time_label(tick)}</text>')
         tick += step
-    drawn = downsample(samples, gap, t0, t1, plot_w)
+    split = runs(samples, gap)
+    drawn = downsample_runs(split, t0, t1, plot_w)
     for before, after in zip(drawn, drawn[1:]):
         a, b = before[-1][0], after[0][0]
         parts.append(f'<rect class="gap" data-from="{a:.0f}" data-to="{b:.0f}" x="{x(a):.1f}" y="{TOP}" '
@@ -152,11 +159,25 @@ def render_chart(data: ChartData, t0: float, t1: float) -> str:
                          f'points="{coords}"/>')
     strip_y = TOP + plot_h + 4
     queued_set = set(data.queued)
-    delivered = [(t, 0.0) for t, _ in samples if t not in queued_set]
-    queued = [(t, 0.0) for t in data.queued if t0 <= t <= t1]
-    for cls, series in (("delivered", delivered), ("queued", queued)):
-        for run in runs(series, gap):
-            a, b = run[0][0], run[-1][0] + data.interval
+    delivered: list[tuple[float, float]] = []  # (first, last) instant of each delivered stretch
+    for run in split if queued_set else []:
+        first = last = None
+        for t, _ in run:
+            if t in queued_set:
+                if first is not None:
+                    delivered.append((first, last))  # type: ignore[arg-type]
+                first = None
+            else:
+                first = t if first is None else first
+                last = t
+        if first is not None:
+            delivered.append((first, last))  # type: ignore[arg-type]
+    if not queued_set:
+        delivered = [(run[0][0], run[-1][0]) for run in split]
+    queued = [(r[0][0], r[-1][0]) for r in runs([(t, 0.0) for t in data.queued if t0 <= t <= t1], gap)]
+    for cls, stretches in (("delivered", delivered), ("queued", queued)):
+        for first_t, last_t in stretches:
+            a, b = first_t, last_t + data.interval
             parts.append(f'<rect class="{cls}" data-from="{a:.0f}" data-to="{b:.0f}" x="{x(a):.1f}" '
                          f'y="{strip_y}" width="{max(x(b) - x(a), 1.0):.1f}" height="{STRIP}"/>')
     parts.append(f'<text class="axis" x="{LEFT}" y="{TOP + 10}">{escape(data.unit)}</text>')

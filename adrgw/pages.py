@@ -37,7 +37,7 @@ svg .queued{fill:#f29c38}svg .now{stroke:#b3261e;stroke-dasharray:3 2}svg .now-l
 svg .interval{stroke:#1d2733;stroke-width:.5}svg .level-0{fill:#dbe7f7}svg .level-1{fill:#9cc3ef}
 svg .level-2{fill:#5c9be0}svg .level-3{fill:#2f6fbf}svg .level-4{fill:#1b4a86}
 svg .level{font-size:11px;fill:#fff;font-weight:600}svg .cancelled .interval{opacity:.45}
-svg .cancel{stroke:#b3261e;stroke-width:2.5}svg .offset{stroke:#7a5bbf;stroke-width:3}
+svg .cancel{stroke:#b3261e;stroke-width:2.5}svg .void{fill:none;stroke:#b3261e;stroke-dasharray:3 2}svg .offset{stroke:#7a5bbf;stroke-width:3}
 svg .hatch{stroke:#b58a00;stroke-width:3}svg .name{font-size:11px;fill:#1d2733}
 .legend span{display:inline-block;margin-right:14px}.sw{display:inline-block;width:12px;height:8px;
 margin-right:4px;vertical-align:middle}

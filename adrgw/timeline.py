@@ -151,10 +151,17 @@ def render_timeline(records: Sequence[EventRecord], now: datetime, since: Option
                          f'{e.offset.total_seconds():.0f} s</title></line>')
         for interval in e.intervals:
             end = interval.end if interval.end is not None else max(now, t1)
+            planned_end = end
             if event_end is not None and end > event_end:
                 end = event_end
             if end <= interval.start:
-                continue  # cut by a cancellation before it started
+                # cut by a cancellation (or removal) before it started: drawn as planned, hollow
+                x1, x2 = x(interval.start), x(planned_end)
+                parts.append(f'<rect class="void" data-planned-level="{interval.level:g}" x="{x1:.1f}" y="{top}" '
+                             f'width="{max(x2 - x1, 1.5):.1f}" height="{LANE - 6}"><title>{escape(e.event_id)} '
+                             f'{_hhmm(interval.start)}..{_hhmm(planned_end)} UTC level {interval.level:g}: '
+                             f'not applied (cancelled)</title></rect>')
+                continue
             x1, x2 = x(interval.start), x(end)
             if x2 < LEFT or x1 > LEFT + plot_w:
                 continue

@@ -124,8 +124,8 @@ def test_timeline_marks_intervals_levels_and_what_happened() -> None:
     assert re.search(r'<g class="event opted-out randomized modified" data-event-id="ev-past">', svg)
     assert 'class="offset"' in svg and 'fill="url(#hatch)"' in svg
     assert re.search(r'<g class="event cancelled" data-event-id="ev-cancel">.*?class="cancel"', svg)
-    # the cancelled event's second interval (after the cancellation) is not drawn
-    assert svg.count('data-level="3"') == 1
+    # the cancelled event's second interval (after the cancellation) is drawn hollow, not as applied
+    assert svg.count('data-level="3"') == 1 and svg.count('class="void" data-planned-level="3"') == 1
     # cancelled without a randomized end: drawn up to when the cancellation was received (4 min in)
     cut_boxes = re.findall(r'<rect class="interval level-4" data-level="4" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', svg)
     assert len(cut_boxes) == 1

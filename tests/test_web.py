@@ -203,6 +203,40 @@ async def test_an_event_shows_in_metrics_while_it_is_active(vtn, meter, start_ga
     assert one(m, "adrgw_event_level") == 2.0 and one(m, "adrgw_event_status", status="active") == 1
 
 
+# -- no secrets -------------------------------------------------------------------------------------
+
+async def test_no_key_or_certificate_is_ever_served(meter, start_gateway, tmp_path) -> None:
+    """A gateway with a TLS client certificate, private key, CA and pinned fingerprint (real TLS VTN):
+    none of those files' contents, nor their paths, appear on any page."""
+    from adrgw.demo import DemoVtn, free_port
+
+    from .pki import fingerprint
+    from .test_tls import build, tls_settings
+
+    ca, vtn_cert, ven_cert, tls = build(tmp_path)
+    vtn = DemoVtn(port=free_port(), poll_freq=1.0, tls=tls)
+    await vtn.start()
+    try:
+        settings = with_http(tls_settings(vtn, meter, tmp_path, ca, ven_cert, fingerprint(vtn_cert)))
+        gateway = await start_gateway(settings)
+        await asyncio.wait_for(gateway.link.registered.wait(), 10)
+        await wait_for(lambda: len(vtn.record.readings) >= 1, 10, what="a reading over TLS")
+        served = ""
+        for path in ("/", "/metrics", "/healthz"):
+            status, text, _ = await get(base_url(gateway) + path)
+            assert status == 200
+            served += text
+        secrets = [str(p) for p in (ven_cert.key, ven_cert.cert, ca.cert)]
+        for pem in (ven_cert.key, ven_cert.cert, ca.cert):
+            secrets += [line for line in pem.read_text().splitlines() if line and not line.startswith("-----")]
+        secrets += ["PRIVATE KEY", "CERTIFICATE", fingerprint(vtn_cert), fingerprint(ven_cert)]
+        leaked = [s for s in secrets if s in served]
+        assert leaked == [], leaked
+        assert "registered as ven-1" in served
+    finally:
+        await vtn.stop()
+
+
 # -- write-through targets on the page and in the metrics ------------------------------------------
 
 @pytest.fixture

@@ -828,4 +828,5 @@ def summary(settings: Settings) -> list[str]:
         f"  meter {s.meter.address} {s.meter.object} {s.meter.property_id} every {s.meter.interval:g} s "
         f"(timeout {s.meter.timeout:g} s) -> {s.meter.resource_id} {s.meter.measurement} [{s.meter.unit}] x{s.meter.scale:g}",
         f"  point {s.points.event_level!r} (analogValue 1); state in {s.state.directory}",
-    ]
+    ] + [f"  status page: http://{s.http.listen[0]}:{s.http.listen[1]}/ (also /metrics, /healthz)"
+         if s.http.listen else "  status page: off ([http] listen is empty)"]

@@ -59,6 +59,16 @@ def test_parser_never_crashes_on_any_text(text: str) -> None:
     assert result is None or (isinstance(result[0], str) and 1 <= result[1] <= 65535)
 
 
+def test_check_prints_where_the_status_page_is(tmp_path: Path) -> None:
+    write(tmp_path, MINIMAL + "[http]\nlisten = 127.0.0.1:9047\n")
+    result = run_cli("--check", "-c", "config.ini", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "  status page: http://127.0.0.1:9047/ (also /metrics, /healthz)" in result.stdout.splitlines()
+    write(tmp_path, MINIMAL + "[http]\nlisten =\n")
+    assert "  status page: off ([http] listen is empty)" in run_cli("--check", "-c", "config.ini",
+                                                                     cwd=tmp_path).stdout.splitlines()
+
+
 def test_check_with_a_bad_listen_exits_2_without_traceback(tmp_path: Path) -> None:
     write(tmp_path, MINIMAL + "[http]\nlisten = everywhere\n")
     result = run_cli("--check", "-c", "config.ini", cwd=tmp_path)

@@ -364,9 +364,9 @@ async def test_flood_while_an_event_boundary_passes(vtn, meter, start_gateway, t
     bench/bench_page.py, not asserted)."""
     gateway = await start_gateway(with_http(gateway_settings(vtn.url, meter, tmp_path)))
     await asyncio.wait_for(gateway.link.registered.wait(), 5)
-    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=5)
-    vtn.add_event(gateway.link.ven_id, [1.0, 2.0], start, timedelta(seconds=3))
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", FLOOD, str(gateway.web.port), "12",
+    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=4)
+    vtn.add_event(gateway.link.ven_id, [1.0, 2.0], start, timedelta(seconds=2))
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", FLOOD, str(gateway.web.port), "9",
                                                 stdout=asyncio.subprocess.PIPE)
     changes: list[tuple[float, float]] = []
     original = gateway.device.set_level
@@ -384,7 +384,7 @@ async def test_flood_while_an_event_boundary_passes(vtn, meter, start_gateway, t
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
     ok, failed = (int(n) for n in out.split())
     assert ok > 0, "the flood reached the server"
-    boundaries = [start.timestamp() + 3 * k for k in range(3)]
+    boundaries = [start.timestamp() + 2 * k for k in range(3)]
     lags = [round((t - b) * 1000, 1) for (t, _), b in zip(changes, boundaries)]
     print(f"flood: {ok} pages served, {failed} refused/failed; boundary lags (ms): {lags}")
     assert all(t >= b for (t, _), b in zip(changes, boundaries)), "a level changed before its boundary"

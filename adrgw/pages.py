@@ -117,7 +117,10 @@ def render_page(view: PageView) -> str:
         + '<h2>Events: last 24 h and scheduled</h2><div class="card">'
         + render_timeline(v.events, now, since) + "</div>"
         + render_event_table(v.events, now, since)
-        + '<h2>Meter: last 24 h</h2><div class="card">' + (v.chart_svg or render_chart(v.chart, t0, t1))
+        + '<h2>Meter: last 24 h</h2><div class="card">'
+        + (f'<p id="store-error" class="degraded">The state store cannot be read ({escape(v.store_error)}): '
+           'no meter history to show.</p>' if v.store_error else "")
+        + (v.chart_svg or render_chart(v.chart, t0, t1))
         + '<p class="legend muted"><span><i class="sw" style="background:#1f6fd1"></i>meter value</span>'
           '<span><i class="sw" style="background:#f3d9d7"></i>no value (meter silent or gateway down)</span>'
           '<span><i class="sw" style="background:#3aa35b"></i>delivered to the VTN</span>'

@@ -61,6 +61,7 @@ class PageView:
     writes: list[WriteRow]
     meter: str
     chart_svg: str = ""  # the chart, already drawn (ChartCache); empty: pages.py draws it
+    store_error: Optional[str] = None  # the state store could not be read: no chart, said on the page
 
 
 class ChartCache:
@@ -85,14 +86,19 @@ def storage_ok(gw: "Gateway") -> bool:
     return True
 
 
-def health_facts(gw: "Gateway", oldest: Optional[datetime]) -> HealthFacts:
+def health_facts(gw: "Gateway", oldest: Optional[datetime], store_readable: bool = True) -> HealthFacts:
     link = gw.link
     return HealthFacts(registered=M.registered(gw), last_contact=M.last_poll(gw), poll_period=link.poll_period,
-                       meter_failures=gw.sampler.failures, oldest_queued=oldest, storage_ok=storage_ok(gw))
+                       meter_failures=gw.sampler.failures, oldest_queued=oldest,
+                       storage_ok=store_readable and storage_ok(gw))
 
 
 async def gather_health(gw: "Gateway", now: datetime) -> tuple[Health, Optional[datetime]]:
-    oldest = await oldest_queued(gw.store)
+    """The verdict; a store that cannot even be queried makes it degraded (never an HTTP 500)."""
+    try:
+        oldest = await oldest_queued(gw.store)
+    except Exception:  # noqa: BLE001 - sqlite, a closed store, a full disk: all mean "storage failing"
+        return verdict(health_facts(gw, None, store_readable=False), now), None
     return verdict(health_facts(gw, oldest), now), oldest
 
 
@@ -120,11 +126,17 @@ async def gather(gw: "Gateway", meter_history: MeterHistory, event_history: Even
     t1 = math.ceil(now.timestamp() / interval) * interval  # the chart's right edge: the next cadence instant
     events = list(event_history.records.values())
     key = (meter_history.version, event_history.version, M.samples_delivered(gw), M.queue_depth(gw), t1)
+    store_error: Optional[str] = None
     if cache is not None and cache.key == key and cache.value is not None:
         samples, queued, t0, svg = cache.value
     else:
         t0 = t1 - HISTORY.total_seconds()
-        samples, queued = await meter_history.window(t0, t1)
+        try:
+            samples, queued = await meter_history.window(t0, t1)
+        except Exception as exc:  # noqa: BLE001 - the page still shows everything else
+            samples, queued = [], []
+            store_error = f"{type(exc).__name__}: {exc}"
+            cache = None
         # Less than 24 h to show (a new gateway): zoom to what there is, at least 10 minutes.
         known = [samples[0][0]] if samples else []
         known += [r.event.start.timestamp() for r in events
@@ -144,7 +156,7 @@ async def gather(gw: "Gateway", meter_history: MeterHistory, event_history: Even
         gateway_status=M.gateway_status(gw), health=health, events=events,
         chart=ChartData(samples=samples, queued=queued, interval=interval, unit=s.meter.unit),
         chart_window=(t0, t1), writes=write_rows(gw),
-        meter=f"{s.meter.address} {s.meter.object} every {interval:g} s", chart_svg=svg)
+        meter=f"{s.meter.address} {s.meter.object} every {interval:g} s", chart_svg=svg, store_error=store_error)
 
 
 __all__ = ["ChartCache", "PageView", "WriteRow", "gather", "gather_health", "health_facts"]

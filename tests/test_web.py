@@ -221,6 +221,21 @@ async def test_gateway_status_point_is_shown_where_it_exists(vtn, meter, start_g
     assert one(scrape((await get(base_url(gateway) + "/metrics"))[1]), "adrgw_gateway_status") == 3
 
 
+async def test_a_broken_state_store_degrades_health_and_the_page_still_answers(vtn, meter, start_gateway,
+                                                                               tmp_path) -> None:
+    gateway = await start_gateway(with_http(gateway_settings(vtn.url, meter, tmp_path)))
+    await asyncio.wait_for(gateway.link.registered.wait(), 5)
+    await gateway.store.close()  # every later store call fails, as with a failed disk
+    status, text, _ = await get(base_url(gateway) + "/healthz")
+    assert status == 503 and "state storage failing" in json.loads(text)["reasons"]
+    status, html, _ = await get(base_url(gateway) + "/")
+    doc = lxml.html.fromstring(html)
+    assert status == 200 and "cannot be read" in doc.xpath('string(//p[@id="store-error"])')
+    assert doc.xpath('string(//div[@id="health"]//span[contains(@class, "v")])') == "degraded"
+    status, text, _ = await get(base_url(gateway) + "/metrics")
+    assert status == 200 and one(scrape(text), "adrgw_healthy") == 0
+
+
 # -- no secrets -------------------------------------------------------------------------------------
 
 async def test_no_key_or_certificate_is_ever_served(meter, start_gateway, tmp_path) -> None:

@@ -14,11 +14,14 @@ from typing import Any, Callable, Optional
 from . import points as P
 from .bacnet import GatewayDevice, PointRef
 from .config import Settings
-from .events import EventController
+from .events import EventController, utc_now
+from .history import EventHistory, MeterHistory
+from .metrics import Metrics
+from .web import StatusServer, WebStartError
 from .sdnotify import Notifier
 from .store import Store
 from .writer import WriteThrough
-from .telemetry import SampleQueue, Sampler
+from .telemetry import Sample, SampleQueue, Sampler
 from .ven import VtnLink
 
 log = logging.getLogger("adrgw")
@@ -60,13 +63,48 @@ class Gateway:
                             for p in s.reports}
         self.sampler = Sampler(self._read_meter, self.samples, s.meter.interval, s.meter.scale,
                                describe=str(self.meter_ref),
-                               on_sample=lambda sample: self.device.set_meter_value(sample.value),
+                               on_sample=self._sampled,
                                on_failure=self.device.set_meter_fault,
                                extra_read=self._read_report_points if s.reports else None,
                                extra_scales={p.name: p.scale for p in s.reports})
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
         self._stopped = False
+        # [http] listen: status page, /metrics, /healthz (web.py); histories for the page (history.py).
+        self.meter_history = MeterHistory(self.store)
+        self.event_history = EventHistory(self.store)
+        self.metrics = Metrics(self, clock=utc_now)
+        self.web: Optional[StatusServer] = None
+        self.web_error: Optional[str] = None
+
+    def _sampled(self, sample: Sample) -> None:
+        self.device.set_meter_value(sample.value)
+        if self.settings.http.listen is not None:
+            self.meter_history.record(sample)
+
+    async def _start_web(self) -> None:
+        """Start the web server; a failure is logged as one error line and never stops the gateway."""
+        listen = self.settings.http.listen
+        if listen is None:
+            return
+        self.metrics.requests.install(self.device.app)
+        self.metrics.lag.start()
+        web = StatusServer(self, listen, self.meter_history, self.event_history, self.metrics)
+        try:
+            await web.start()
+        except WebStartError as exc:
+            self.web_error = str(exc)
+            log.error("%s: the status page, /metrics and /healthz are off; BACnet and OpenADR go on", exc)
+            return
+        self.web = web
+
+    async def _stop_web(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
+        await self.metrics.lag.stop()
+        await self.meter_history.flush()
+        await self.event_history.flush()
 
     def status_line(self) -> str:
         """One line for systemd's STATUS (``systemctl status``): registration and reports."""
@@ -102,6 +140,10 @@ class Gateway:
         await self.store.open()
         await self.samples.open()
         await self.controller.restore()
+        if self.settings.http.listen is not None:
+            await self.meter_history.open()
+            await self.event_history.open()
+            self.controller.on_events = self.event_history.observe
         await self.device.start()
         self.device.bound_apdu_timeout(self.settings.meter.timeout)
         await self.write_through.start()
@@ -109,6 +151,7 @@ class Gateway:
         self._tasks = [asyncio.create_task(self.link.run(), name="vtn-link"),
                        asyncio.create_task(self.sampler.run(), name="meter-sampler"),
                        asyncio.create_task(self._watch_vtn(), name="vtn-watch")]
+        await self._start_web()
         self.started.set()
         log.info("gateway running: VEN %r -> %s; meter %s every %g s", self.settings.ven.ven_name,
                  self.settings.ven.vtn_url, self.meter_ref, self.settings.meter.interval)
@@ -127,6 +170,7 @@ class Gateway:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE)
+        await self._stop_web()
         self.controller.close()
         await self.write_through.stop()  # relinquish before the BACnet stack goes away
         await self.device.stop()

@@ -230,6 +230,56 @@ class StateSettings:
     max_backlog_hours: float = 168.0  # undelivered samples older than this are dropped, oldest first
 
 
+# -- [http] (status page, /metrics, /healthz): parsed in its own block, see parse_http_listen ----
+
+DEFAULT_HTTP_LISTEN = ("127.0.0.1", 8047)
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Settings built in code (tests, benchmarks) have no web server unless they ask for one; a
+    config file gets DEFAULT_HTTP_LISTEN when it does not mention [http]."""
+
+    listen: Optional[tuple[str, int]] = None  # None: no web server
+
+    @property
+    def loopback(self) -> bool:
+        return self.listen is None or ipaddress.IPv4Address(self.listen[0]).is_loopback
+
+
+def parse_http_listen(text: Optional[str]) -> Optional[tuple[str, int]]:
+    """``[http] listen``: ``IP:PORT`` (IPv4 literal, port 1..65535); missing -> the default; empty
+    (the key present with no value) -> None, the web server is off. No DNS: a name is refused."""
+    if text is None:
+        return DEFAULT_HTTP_LISTEN
+    text = text.strip()
+    if not text:
+        return None
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{text!r} is not IP:PORT (e.g. 127.0.0.1:8047; empty disables the web server)")
+    try:
+        host = str(ipaddress.IPv4Address(host.strip()))
+    except ipaddress.AddressValueError:
+        raise ValueError(f"{host.strip()!r} is not an IPv4 address (e.g. 127.0.0.1:8047)") from None
+    if not port_text.strip().isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port {port_text.strip()!r} is not a number in 1..65535")
+    return host, int(port_text)
+
+
+def _http_settings(parser: configparser.ConfigParser, name: str, problems: list[str]) -> HttpSettings:
+    if not parser.has_section("http"):
+        return HttpSettings(listen=DEFAULT_HTTP_LISTEN)
+    for key in parser["http"]:
+        if key != "listen":
+            problems.append(f"{name}: [http] {key}: unknown key")
+    try:
+        return HttpSettings(listen=parse_http_listen(parser["http"].get("listen")))
+    except ValueError as exc:
+        problems.append(f"{name}: [http] listen: {exc}")
+        return HttpSettings(listen=None)
+
+
 @dataclass(frozen=True)
 class Settings:
     ven: VenSettings
@@ -241,6 +291,7 @@ class Settings:
     source: str = "config.ini"
     writes: tuple[WriteTarget, ...] = ()
     reports: tuple[ReportPoint, ...] = ()
+    http: HttpSettings = field(default_factory=HttpSettings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,9 +674,9 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
             point = _report_point(parser[section], section, name, problems)
             if point is not None:
                 reports.append(point)
-        elif section not in _SCHEMA:
+        elif section not in _SCHEMA and section != "http":
             problems.append(f"{name}: [{section}]: unknown section "
-                            f"(known: {', '.join(_SCHEMA)}, write.NAME, report.NAME)")
+                            f"(known: {', '.join(_SCHEMA)}, http, write.NAME, report.NAME)")
     for section, keys in _SCHEMA.items():
         got = parser[section] if parser.has_section(section) else {}
         values[section] = {}
@@ -645,6 +696,7 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
                 problems.append(f"{name}: [{section}] {key}: {exc}")
                 values[section][key] = None
 
+    http = _http_settings(parser, name, problems)
     ven: dict[str, Any] = values["ven"]
     meter: dict[str, Any] = values["meter"]
     # Cross-key checks, only when the keys themselves were fine.
@@ -695,6 +747,7 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
         source=name,
         writes=tuple(writes),
         reports=tuple(reports),
+        http=http,
     )
 
 
@@ -818,4 +871,5 @@ def summary(settings: Settings) -> list[str]:
         f"  meter {s.meter.address} {s.meter.object} {s.meter.property_id} every {s.meter.interval:g} s "
         f"(timeout {s.meter.timeout:g} s) -> {s.meter.resource_id} {s.meter.measurement} [{s.meter.unit}] x{s.meter.scale:g}",
         f"  point {s.points.event_level!r} (analogValue 1); state in {s.state.directory}",
-    ]
+    ] + [f"  status page: http://{s.http.listen[0]}:{s.http.listen[1]}/ (also /metrics, /healthz)"
+         if s.http.listen else "  status page: off ([http] listen is empty)"]

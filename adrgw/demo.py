@@ -34,6 +34,15 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1", avoid: tu
             return port
 
 
+def tcp_port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def udp_port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
@@ -353,7 +362,7 @@ class DemoVtn:
 async def run_demo(log_level: str = "INFO") -> int:
     """VTN + router/meter + gateway in one process on loopback; events repeat every 2 minutes."""
     from .app import Gateway, run_until_signal
-    from .config import BacnetSettings, MeterSettings, Route, Settings, StateSettings, VenSettings
+    from .config import BacnetSettings, HttpSettings, MeterSettings, Route, Settings, StateSettings, VenSettings
 
     if log_level != "DEBUG":
         # The in-process VTN's own openleadr warnings (e.g. "current_value ... will be corrected" for
@@ -375,6 +384,8 @@ async def run_demo(log_level: str = "INFO") -> int:
         state=StateSettings(directory=tempfile.mkdtemp(prefix="adrgw-demo-state-")),
         log_level=log_level,
         source="(demo)",
+        # The status page on its usual port when free (else any free port; the log says which).
+        http=HttpSettings(listen=("127.0.0.1", 8047 if tcp_port_free(8047) else 0)),
     )
     gateway = Gateway(settings)
 

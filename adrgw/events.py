@@ -81,6 +81,8 @@ class EventController:
         # Called with the level whenever it changes (write-through follows the same level).
         self.on_level: Optional[Callable[[float], None]] = None
         self._notified_level: Optional[float] = None
+        # Called with the events after each refresh (the status page's event history watches them).
+        self.on_events: Optional[Callable[[dict[str, Event]], None]] = None
 
     # -- persistence ------------------------------------------------------------------------------
 
@@ -233,6 +235,8 @@ class EventController:
                     log.info("event %s is %s", event_id, status)
                 self._statuses[event_id] = status
         self.active_event = state.event_id
+        if self.on_events is not None:
+            self.on_events(self.events)
         d = self.device
         d.set_level(state.level)
         if self.on_level is not None and state.level != self._notified_level:

@@ -44,6 +44,7 @@ class SampleQueue:
         self._nonempty = asyncio.Event()
         self.dropped = 0
         self.delivered = 0
+        self.stored = 0  # samples inserted (all streams), for /metrics
         self._dropped_unreported = 0
         self._last_warning: Optional[float] = None
 
@@ -80,6 +81,7 @@ class SampleQueue:
         if not rows:
             return 0
         inserted, self._count, dropped = await self._store.call(_put)
+        self.stored += max(0, inserted)
         if dropped:
             self._note_dropped(dropped)
         if self._count:
@@ -159,6 +161,7 @@ class Sampler:
         self.failures = 0  # consecutive
         self.samples = 0
         self.read_errors = 0
+        self.reads_ok = 0  # meter reads that returned a value (stored or not), for /metrics
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -218,6 +221,7 @@ class Sampler:
             if self._on_failure is not None:
                 self._on_failure(str(exc))
             return None
+        self.reads_ok += 1
         if self.failures:
             log.warning("meter answers again after %d failed read(s)", self.failures)
             self.failures = 0

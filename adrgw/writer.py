@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 from .config import WriteTarget
@@ -79,8 +80,11 @@ class TargetWriter:
         # never written, not even with NULL: it may be an operator's.
         self.applied: Optional[tuple[Optional[object]]] = (None,)
         self._changed = asyncio.Event()
-        self.writes = 0
+        self.writes = 0  # confirmed writes
         self.failures = 0
+        self.attempts = 0  # writes sent (confirmed or not), for /metrics
+        # When the device last confirmed our slot (priorityArray read back), for the status page.
+        self.confirmed_at: Optional[datetime] = None
 
     @property
     def key(self) -> str:
@@ -123,9 +127,11 @@ class TargetWriter:
         t = self.target
         if wanted is not None:
             await self._remember(held=True)  # before writing: a crash right after still relinquishes
+        self.attempts += 1
         await self.write_slot(t.address, t.object_type, t.instance, t.property_id, t.priority, t.kind, wanted)
         self.applied = (wanted,)
         self.writes += 1
+        self.confirmed_at = datetime.now(timezone.utc)
         if wanted is None:
             await self._remember(held=False)
 

@@ -2,6 +2,7 @@
 # Sets up what the tests need (idempotent) and runs the whole suite.
 #   .venv          Python 3.11 with the gateway's pinned requirements and the test tools
 #   .venv-interop  Python >= 3.13 with bac-py, the independent BACnet client of the interop test
+#   chromium       Debian's headless browser, for the status page test
 # Extra arguments go to pytest. Fails when no test ran (pytest exit 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,16 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 if [ ! -d tests/interop/js/node_modules/@bacnet-js/client ]; then
   (cd tests/interop/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# Headless Chromium from Debian for the status page test (tests/test_web.py loads the page in it).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  else
+    echo "tests/run.sh: headless Chromium is needed (as root: apt-get install -y chromium)" >&2
+    exit 1
+  fi
 fi
 
 set +e

@@ -1,0 +1,258 @@
+"""Prometheus metrics (``/metrics``), made with prometheus_client, read from the gateway at scrape time.
+
+Why a collector and not counters incremented all over the code: the gateway's parts already count
+what they do (Sampler, SampleQueue, VtnLink, WriteThrough); a scrape reads those numbers through the
+small accessor functions below, so nothing is counted twice and a part whose counters move (another
+issue reworking the report service) is re-pointed here, in one place. Two things have no owner
+elsewhere and live here: the event-loop lag probe and the count of BACnet requests the device served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .schedule import STATUS_STATES, evaluate
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+log = logging.getLogger("adrgw.metrics")
+
+# The loop-lag probe sleeps this long and measures how late it wakes up (a blocked loop shows here).
+LAG_PROBE_SECONDS = 0.5
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+# -- accessors: the only places that know where each number lives ------------------------------
+
+
+def samples_taken(gw: "Gateway") -> float:
+    """Meter reads that returned a value."""
+    return float(gw.sampler.reads_ok)
+
+
+def samples_stored(gw: "Gateway") -> float:
+    """Samples written to the durable report queue (meter and [report.NAME] points)."""
+    return float(gw.samples.stored)
+
+
+def samples_delivered(gw: "Gateway") -> float:
+    return float(gw.samples.delivered)
+
+
+def samples_dropped(gw: "Gateway") -> float:
+    return float(gw.samples.dropped)
+
+
+def failed_reads(gw: "Gateway") -> float:
+    return float(gw.sampler.read_errors)
+
+
+def queue_depth(gw: "Gateway") -> float:
+    return float(len(gw.samples))
+
+
+def reports_sent(gw: "Gateway") -> float:
+    """oadrUpdateReport messages the VTN acknowledged (telemetry usage)."""
+    return float(gw.link.reports_sent)
+
+
+def registration_attempts(gw: "Gateway") -> float:
+    return float(gw.link.registration_attempts)
+
+
+def registered(gw: "Gateway") -> bool:
+    return gw.link.registered.is_set()
+
+
+def vtn_online(gw: "Gateway") -> bool:
+    return bool(gw.link.online())
+
+
+def last_poll(gw: "Gateway") -> Optional[datetime]:
+    return gw.link.last_poll_ok
+
+
+def last_report(gw: "Gateway") -> Optional[datetime]:
+    return gw.link.last_delivery
+
+
+def writers(gw: "Gateway") -> list[Any]:
+    return list(gw.write_through.writers)
+
+
+def gateway_status(gw: "Gateway") -> Optional[tuple[int, str]]:
+    """ADR-Gateway-Status (multi-state) where the gateway has it: (state number, state text)."""
+    obj = gw.device.objects.get("ADR-Gateway-Status")
+    if obj is None:
+        return None
+    try:
+        number = int(obj.presentValue)
+        texts = list(obj.stateText or [])
+        return number, str(texts[number - 1]) if 0 < number <= len(texts) else str(number)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+# -- BACnet requests served ---------------------------------------------------------------------
+
+
+class BacnetRequestCounter:
+    """Counts the requests the gateway's BACnet application handles, by service (e.g. ReadPropertyRequest).
+
+    bacpypes3 has no counter of its own: this wraps the application's ``indication`` (the single
+    entry point for incoming requests) on the instance, as bacnet.py does for its write guard.
+    """
+
+    def __init__(self) -> None:
+        self.by_service: dict[str, int] = {}
+
+    def install(self, app: Any) -> None:
+        original = app.indication
+
+        async def counted(apdu: Any) -> None:
+            name = type(apdu).__name__
+            self.by_service[name] = self.by_service.get(name, 0) + 1
+            await original(apdu)
+
+        object.__setattr__(app, "indication", counted)
+
+
+# -- event-loop lag -----------------------------------------------------------------------------
+
+
+class LoopLagProbe:
+    """Sleeps LAG_PROBE_SECONDS in a loop and records how late each wake-up was."""
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        self.last: float = 0.0
+        self._task: Optional[asyncio.Task[None]] = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-probe")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LAG_PROBE_SECONDS)
+            self.last = max(0.0, loop.time() - before - LAG_PROBE_SECONDS)
+            self.histogram.observe(self.last)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+
+# -- the collector ------------------------------------------------------------------------------
+
+
+@dataclass
+class ScrapeFacts:
+    """Numbers that need the store (read asynchronously just before the scrape)."""
+
+    oldest_queued: Optional[datetime] = None
+    healthy: Optional[bool] = None
+
+
+def _ts(value: Optional[datetime]) -> float:
+    return value.timestamp() if value is not None else 0.0
+
+
+class GatewayCollector(Collector):
+    def __init__(self, gw: "Gateway", requests: BacnetRequestCounter, clock: Callable[[], datetime]) -> None:
+        self.gw = gw
+        self.requests = requests
+        self.clock = clock
+        self.facts = ScrapeFacts()
+
+    def collect(self) -> Iterable[Any]:
+        gw = self.gw
+        now = self.clock()
+        c = gw.controller
+        state = evaluate(c.events.values(), now, c.apply_test_events)
+
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, value=value)
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, value=value)
+
+        yield gauge("adrgw_event_level", "Signal level of the active event interval (ADR-Event-Level), 0 outside "
+                    "events", state.level)
+        status = GaugeMetricFamily("adrgw_event_status", "Event status now (1 for the current one)",
+                                   labels=["status"])
+        for name in STATUS_STATES:
+            status.add_metric([name], 1.0 if state.status == name else 0.0)
+        yield status
+        yield gauge("adrgw_opt_out", "1 while ADR-Opt-Out is active", 1.0 if c.opt_out else 0.0)
+        yield counter("adrgw_samples_taken", "Meter reads that returned a value", samples_taken(gw))
+        yield counter("adrgw_samples_stored", "Samples written to the durable report queue", samples_stored(gw))
+        yield counter("adrgw_samples_delivered", "Samples the VTN acknowledged", samples_delivered(gw))
+        yield counter("adrgw_samples_dropped", "Undelivered samples dropped because the backlog was full",
+                      samples_dropped(gw))
+        yield counter("adrgw_meter_read_failures", "Meter reads that failed (no sample for that instant)",
+                      failed_reads(gw))
+        yield gauge("adrgw_report_queue_depth", "Samples waiting for the VTN's acknowledgement", queue_depth(gw))
+        oldest = self.facts.oldest_queued
+        yield gauge("adrgw_report_queue_oldest_age_seconds", "Age of the oldest queued sample (0 when empty)",
+                    max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+        yield counter("adrgw_reports_sent", "Telemetry reports (oadrUpdateReport) the VTN acknowledged",
+                      reports_sent(gw))
+        yield gauge("adrgw_vtn_online", "1 when the VTN answered a poll within 3 poll periods",
+                    1.0 if vtn_online(gw) else 0.0)
+        yield gauge("adrgw_vtn_registered", "1 while registered with the VTN", 1.0 if registered(gw) else 0.0)
+        yield gauge("adrgw_vtn_last_poll_timestamp_seconds", "When the VTN last answered a poll (0: never)",
+                    _ts(last_poll(gw)))
+        yield gauge("adrgw_vtn_last_report_timestamp_seconds", "When the VTN last acknowledged a report (0: never)",
+                    _ts(last_report(gw)))
+        yield counter("adrgw_vtn_registration_attempts", "Registration attempts since start",
+                      registration_attempts(gw))
+        served = CounterMetricFamily("adrgw_bacnet_requests_served", "BACnet requests the gateway's device "
+                                     "handled, by service", labels=["service"])
+        for service, count in sorted(self.requests.by_service.items()):
+            served.add_metric([service], float(count))
+        yield served
+        writes = CounterMetricFamily("adrgw_write_through_writes", "Write-through writes sent (value or "
+                                     "relinquish), by target", labels=["target"])
+        confirmed = CounterMetricFamily("adrgw_write_through_confirmations", "Write-through writes confirmed "
+                                        "by reading priorityArray back, by target", labels=["target"])
+        for w in writers(gw):
+            writes.add_metric([w.target.name], float(w.attempts))
+            confirmed.add_metric([w.target.name], float(w.writes))
+        yield writes
+        yield confirmed
+        status_point = gateway_status(gw)
+        if status_point is not None:
+            yield gauge("adrgw_gateway_status", "ADR-Gateway-Status present value (state number)",
+                        float(status_point[0]))
+        if self.facts.healthy is not None:
+            yield gauge("adrgw_healthy", "1 when the health verdict (/healthz, --status) is healthy",
+                        1.0 if self.facts.healthy else 0.0)
+
+
+class Metrics:
+    """The registry /metrics exposes, with the loop-lag probe and the BACnet request counter."""
+
+    def __init__(self, gw: "Gateway", clock: Callable[[], datetime]) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = BacnetRequestCounter()
+        self.collector = GatewayCollector(gw, self.requests, clock)
+        self.registry.register(self.collector)
+        self.lag = LoopLagProbe(Histogram("adrgw_event_loop_lag_seconds", "How late a 0.5 s sleep of the "
+                                          "event loop woke up", buckets=LAG_BUCKETS, registry=self.registry))
+
+    def render(self, facts: ScrapeFacts) -> bytes:
+        self.collector.facts = facts
+        return generate_latest(self.registry)

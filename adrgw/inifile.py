@@ -69,42 +69,48 @@ def continuations(text: str) -> list[Continuation]:
     values). The gateway has no multi-line values, so each one is a mistake to explain."""
     found: list[Continuation] = []
     section = ""
-    key: Optional[tuple[str, int]] = None
-    for number, raw in enumerate(text.splitlines(), start=1):
+    key: Optional[tuple[str, int, int]] = None  # (name, line, indentation) of the last key line
+    for number, raw in enumerate(text.split("\n"), start=1):
         stripped = raw.strip()
         if not stripped:
             continue  # configparser keeps blank lines inside a value; they do not end it
         if stripped.startswith(_COMMENT_PREFIXES):
             continue
-        if raw[0].isspace():
-            if key is not None:
-                found.append(Continuation(number, stripped, section, key[0], key[1]))
+        indent = len(raw) - len(raw.lstrip())
+        if key is not None and indent > key[2]:
+            # configparser's rule: deeper than the key line means "more of its value"
+            found.append(Continuation(number, stripped, section, key[0], key[1]))
             continue
         m = _SECTION_RE.match(stripped)
         if m:
             section, key = m.group("name").strip(), None
             continue
         m = _KEY_RE.match(stripped)
-        key = (m.group("key").strip().lower(), number) if m else None
+        key = (m.group("key").strip().lower(), number, indent) if m else None
     return found
+
+
+def _line(lines: list[str], number: int) -> str:
+    return lines[number - 1].strip() if 0 < number <= len(lines) else ""
 
 
 def parse(text: str, name: str) -> configparser.ConfigParser:
     """Parse ``text``; IniError with line numbers on a syntax error or an indented line."""
     parser = new_parser()
+    lines = text.split("\n")  # as configparser counts them
     try:
         parser.read_string(text, source=name)
     except configparser.MissingSectionHeaderError as exc:
-        raise IniError([f"{name}: line {exc.lineno}: {exc.line.strip()!r} comes before any [section] header"]) \
-            from None
+        raise IniError([f"{name}: line {exc.lineno}: {_line(lines, exc.lineno)!r} comes before "
+                        "any [section] header"]) from None
     except configparser.DuplicateSectionError as exc:
         raise IniError([f"{name}: line {exc.lineno}: [{exc.section}]: section appears twice"]) from None
     except configparser.DuplicateOptionError as exc:
         raise IniError([f"{name}: line {exc.lineno}: [{exc.section}] {exc.option}: key appears twice "
                         "in this section"]) from None
     except configparser.ParsingError as exc:
-        raise IniError([f"{name}: line {lineno}: {line.strip()!r} is not a [section] header, a "
-                        "'key = value' line or a comment" for lineno, line in exc.errors]) from None
+        raise IniError([f"{name}: line {lineno}: {_line(lines, lineno)!r} is not a [section] header, a "
+                        "'key = value' line or a comment" for lineno, _ in exc.errors]) from None
     except configparser.Error as exc:
         raise IniError([f"{name}: not an INI file: {str(exc).splitlines()[0]}"]) from None
     problems = [f"{name}: line {c.line}: [{c.section}] {c.key}: the indented line {c.text!r} is read as "

@@ -20,6 +20,7 @@ None of the ports is 47808, so a real BACnet application on this PC is not distu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -171,7 +172,9 @@ class Peers:
 
     async def start(self) -> None:
         check_ports()
-        await self.vtn.start()
+        # openleadr's VTN prints a banner on standard output, where the config.ini goes: send it to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            await self.vtn.start()
         await self.meter.start()
         self.bas.start()
 

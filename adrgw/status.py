@@ -111,7 +111,12 @@ def judge(state: StoredState, now: datetime) -> tuple[Health, str]:
         storage_ok=bool(snap.get("storage_ok", True)),
         running=alive,
     )
-    return verdict(facts, now), why
+    # The VTN and meter facts are as of the snapshot (the gateway may have polled since; a stopped one
+    # was as it says at its stop): judge them at its time. Whether the snapshot is fresh is the
+    # "running" fact, judged at ``now``.
+    written = _dt(snap.get("written_at"))
+    at = written if written is not None and written < now else now
+    return verdict(facts, at), why
 
 
 def _event_rows(state: StoredState, now: datetime) -> list[dict[str, Any]]:

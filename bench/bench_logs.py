@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import time
@@ -45,7 +46,7 @@ def kind(line: str) -> str:
     if len(parts) < 5:
         return line[:40]
     words = parts[4].split()
-    head = " ".join(words[:2]) if words else ""
+    head = re.sub(r"[0-9a-f]{6,}.*|\d.*", "", " ".join(words[:2])).strip() if words else ""
     return f"{parts[3]} {head}"[:48]
 
 
@@ -58,6 +59,7 @@ async def main() -> None:
     phase = 25.0 if args.quick else args.phase
     logsetup.setup("WARNING")
     vtn, meter = await start_peers(10.0)
+    logsetup.setup("WARNING")  # openleadr sets its own logger to INFO when the VTN is imported
     work = Path(tempfile.mkdtemp(prefix="adrgw-bench-logs-"))
     (work / "config.ini").write_text(config_text(vtn.url, udp(meter.port), meter.port, str(work / "state")))
     env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -56,8 +56,13 @@ def read_state(directory: str) -> StoredState:
         raise StatusError(f"no gateway state in {str(Path(directory).resolve())!r} ({FILENAME} not found): "
                           "the gateway has not run with this config, or [state] directory is relative "
                           "and resolves against another working directory")
+    # A running gateway keeps a write-ahead log (-wal/-shm files) that a read-only reader shares. A
+    # stopped one leaves none, and sqlite would create them even for mode=ro: open that file as
+    # immutable instead, so --status never writes into the state directory.
+    live = Path(f"{path}-wal").exists()
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?{'mode=ro' if live else 'immutable=1'}", uri=True,
+                             timeout=5)
     except sqlite3.Error as exc:
         raise StatusError(f"cannot open {str(path)!r} read-only: {exc}") from None
     try:

@@ -8,7 +8,7 @@ with a countdown visible before it. Lines are counted per phase from the process
 scaled to one hour.
 
 Run:  .venv/bin/python bench/bench_logs.py                  (the README's figures, ~7 min)
-      .venv/bin/python bench/bench_logs.py --quick          (smoke run, ~1 min)
+      .venv/bin/python bench/bench_logs.py --quick          (smoke run, ~25 s)
       .venv/bin/python bench/bench_logs.py --root DIR       (measure another checkout, e.g. the old code)
 Prints a table and writes bench/results/logs.json (and logs-quick.json).
 """
@@ -56,7 +56,7 @@ async def main() -> None:
     parser.add_argument("--root", default=str(ROOT), help="checkout whose bacnet_server_ven.py is measured")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    phase = 25.0 if args.quick else args.phase
+    phase = 8.0 if args.quick else args.phase
     logsetup.setup("WARNING")
     vtn, meter = await start_peers(10.0)
     logsetup.setup("WARNING")  # openleadr sets its own logger to INFO when the VTN is imported
@@ -79,7 +79,7 @@ async def main() -> None:
         deadline = time.monotonic() + 60
         while not vtn.ven_ids and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-        await asyncio.sleep(12)  # past registration and the first report
+        await asyncio.sleep(4 if args.quick else 12)  # past registration and the first report
         t0 = time.monotonic()
         await asyncio.sleep(phase)
         t1 = time.monotonic()

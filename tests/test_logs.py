@@ -132,3 +132,33 @@ def test_delivery_lines_are_a_minute_apart_and_account_for_every_report(gaps: li
             pending_reports = pending_samples = 0
     assert said_at[0] == gaps[0][0]  # the first delivery is always said
     assert all(b - a >= 60 for a, b in zip(said_at, said_at[1:]))
+
+
+@pytest.mark.integration
+async def test_backlog_line_while_the_vtn_is_away_and_the_count_at_stop(meter, tmp_path, caplog, monkeypatch) -> None:
+    """The real loop (snapshot.run) with the period shortened: the line carries the queue depth and the
+    oldest queued instant; the stop says how many samples are kept."""
+    import functools
+    import logging
+
+    from adrgw import snapshot
+    from adrgw.app import Gateway
+    from adrgw.demo import DemoVtn
+
+    from .conftest import gateway_settings
+
+    caplog.set_level(logging.INFO, logger="adrgw")
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.5)
+    monkeypatch.setattr(snapshot, "BacklogNotice", functools.partial(BacklogNotice, every=2.0))
+    down = DemoVtn(port=free_port())  # never started: the VTN is unreachable
+    gateway = Gateway(gateway_settings(down.url, meter, tmp_path))
+    await gateway.start()
+    try:
+        await wait_for(lambda: any("VTN unreachable for" in r.getMessage() for r in caplog.records), 15,
+                       what="the backlog line")
+    finally:
+        await gateway.stop()
+    line = next(r.getMessage() for r in caplog.records if "VTN unreachable for" in r.getMessage())
+    assert " sample(s) queued, oldest 20" in line and line.endswith("they are sent when the VTN answers")
+    kept = [r.getMessage() for r in caplog.records if "not yet delivered (oldest 20" in r.getMessage()]
+    assert len(kept) == 1 and kept[0].split()[0].isdigit() and int(kept[0].split()[0]) >= 2, kept

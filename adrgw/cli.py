@@ -82,6 +82,15 @@ def example_config() -> str:
     return resources.files("adrgw").joinpath("example_config.ini").read_text(encoding="utf-8")
 
 
+def _startup_errors() -> tuple[type[Exception], ...]:
+    """Errors that end a start with one line and exit 1. Imported only when starting: --check,
+    --status and --print-config do not load the BACnet stack (BAC0 writes ~/.BAC0 at import)."""
+    from .bacnet import BacnetStartError
+    from .store import StoreError
+
+    return (BacnetStartError, StoreError)
+
+
 def _load(args: argparse.Namespace) -> Settings:
     return load(find_config(args.config))
 
@@ -97,11 +106,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout.write(example_config())
         return EXIT_OK
 
-    from .bacnet import BacnetStartError
-    from .store import StoreError
-
-    startup_errors = (BacnetStartError, StoreError)
-
     if args.demo_peers:
         logsetup.setup(args.log_level or "INFO")
         from .peers import run_peers
@@ -111,6 +115,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.demo:
         logsetup.setup(args.log_level or "INFO")
         from .demo import run_demo
+
+        startup_errors = _startup_errors()
 
         try:
             return asyncio.run(run_demo(args.log_level or "INFO"))
@@ -143,6 +149,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     logsetup.setup(args.log_level or settings.log_level)
     from .app import Gateway, run_until_signal
+
+    startup_errors = _startup_errors()
 
     try:
         return asyncio.run(run_until_signal(Gateway(settings)))

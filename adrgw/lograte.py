@@ -34,9 +34,9 @@ class DeliverySummary:
         if self._last_line is not None and now - self._last_line < self.every:
             return None
         line = f"report delivered: {samples} sample(s) {first.isoformat()} .. {last.isoformat()}"
-        if self._reports > 1:
+        if self._reports > 1 and self._last_line is not None:
             line += (f" ({self._reports} reports, {self._samples} samples since the last line "
-                     f"{now - self._last_line:.0f} s ago)") if self._last_line is not None else ""
+                     f"{now - self._last_line:.0f} s ago)")
         self._last_line = now
         self._reports = self._samples = 0
         return line

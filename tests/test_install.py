@@ -25,6 +25,7 @@ def run(*args: str, cwd: Path, timeout: float = 60, **env: str) -> subprocess.Co
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(600)  # pip may download wheels on a cold cache
 def test_pip_install_in_a_fresh_venv_gives_the_console_script(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

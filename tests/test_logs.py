@@ -62,6 +62,7 @@ async def test_one_info_line_per_meter_cycle_and_countdowns_at_debug(vtn, meter,
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(240)
 async def test_silent_meter_for_60_s_leaves_no_traceback_in_the_log(vtn, meter, tmp_path) -> None:
     """bacpypes3 0.0.110 sets an exception on the already-cancelled future of a timed-out read in a
     task nobody awaits; without adrgw.bacpypes3_futures this printed 'Task exception was never

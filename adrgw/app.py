@@ -12,6 +12,7 @@ import signal
 from typing import Any, Callable, Optional
 
 from . import points as P
+from . import snapshot
 from .bacnet import GatewayDevice, PointRef
 from .config import Settings
 from .events import EventController, utc_now
@@ -150,7 +151,8 @@ class Gateway:
         self.controller.refresh()  # stored events drive the points before the VTN answers
         self._tasks = [asyncio.create_task(self.link.run(), name="vtn-link"),
                        asyncio.create_task(self.sampler.run(), name="meter-sampler"),
-                       asyncio.create_task(self._watch_vtn(), name="vtn-watch")]
+                       asyncio.create_task(self._watch_vtn(), name="vtn-watch"),
+                       asyncio.create_task(snapshot.run(self), name="status-snapshot")]
         await self._start_web()
         self.started.set()
         log.info("gateway running: VEN %r -> %s; meter %s every %g s", self.settings.ven.ven_name,
@@ -175,8 +177,14 @@ class Gateway:
         await self.write_through.stop()  # relinquish before the BACnet stack goes away
         await self.device.stop()
         if len(self.samples):
-            log.info("%d sample(s) not yet delivered are kept in %s for the next start", len(self.samples),
-                     self.store.path)
+            oldest = None
+            try:
+                oldest = await self.samples.oldest()
+            except Exception:  # noqa: BLE001 - only for the log line
+                pass
+            log.info("%d sample(s) not yet delivered (oldest %s) are kept in %s for the next start",
+                     len(self.samples), oldest.isoformat() if oldest else "unknown", self.store.path)
+        await snapshot.write(self, running=False)  # --status then says "stopped", not "not answering"
         await self.store.close()
 
 

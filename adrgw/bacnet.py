@@ -181,6 +181,10 @@ class GatewayDevice:
     async def start(self) -> None:
         """Open the UDP port, create the points, load static routes, announce with I-Am."""
         import BAC0
+
+        from . import bacpypes3_futures
+
+        bacpypes3_futures.install()  # bacpypes3 bug: unretrieved InvalidStateError after bounded reads
         from BAC0.core.io.IOExceptions import InitializationError
 
         quiet_bac0_logging(logging.getLogger().getEffectiveLevel()
@@ -323,7 +327,7 @@ class GatewayDevice:
             changed = float(obj.presentValue) != new
         if changed:
             obj.presentValue = new
-            log.info("%s -> %s", name, shown)
+            log.log(logging.DEBUG if name in P.DEBUG_LOGGED else logging.INFO, "%s -> %s", name, shown)
         return changed
 
     def get_value(self, name: str) -> Any:

@@ -18,6 +18,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 from openleadr import enums as oadr_enums
 
+from . import inifile
+
 # BACnet limits, ASHRAE 135 clause 12.11 (device instance) and 6.2.2 (network numbers).
 MAX_DEVICE_INSTANCE = 4194302
 MAX_NETWORK_NUMBER = 65534
@@ -379,11 +381,20 @@ def parse_object(text: str) -> tuple[str, int]:
     try:
         ObjectType(m.group(1))
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"unknown object type {m.group(1)!r}") from exc
+        known = object_type_names()
+        raise ValueError(f"unknown object type {m.group(1)!r}{inifile.did_you_mean(m.group(1), known)} "
+                         f"(valid: {', '.join(known)})") from exc
     instance = int(m.group(2))
     if not 0 <= instance <= MAX_DEVICE_INSTANCE:
         raise ValueError(f"instance {instance} is out of range 0..{MAX_DEVICE_INSTANCE}")
     return m.group(1), instance
+
+
+def object_type_names() -> list[str]:
+    """The standard BACnet object type names as config.ini spells them (camelCase, e.g. analogInput)."""
+    from bacpypes3.basetypes import ObjectType
+
+    return sorted(ObjectType._attr_map.values())
 
 
 def parse_property(text: str) -> str:
@@ -642,21 +653,11 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
 
 def load(path: str | os.PathLike[str]) -> Settings:
     """Read and validate ``path``; raise ConfigError listing every problem."""
-    name = str(path)
-    parser = configparser.ConfigParser(inline_comment_prefixes=(";", "#"), interpolation=None,
-                                       strict=True)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{name}: cannot read file: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{name}: file is not UTF-8 text"]) from None
-    try:
-        parser.read_string(text, source=name)
-    except configparser.Error as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError([f"{name}: not an INI file: {first}"]) from None
-    return from_parser(parser, name)
+        parser = inifile.read(path)
+    except inifile.IniError as exc:
+        raise ConfigError(exc.problems) from None
+    return from_parser(parser, str(path))
 
 
 def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> Settings:
@@ -675,14 +676,15 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
             if point is not None:
                 reports.append(point)
         elif section not in _SCHEMA and section != "http":
-            problems.append(f"{name}: [{section}]: unknown section "
+            problems.append(f"{name}: [{section}]: unknown section"
+                            f"{inifile.did_you_mean(section, [*_SCHEMA, 'http'])} "
                             f"(known: {', '.join(_SCHEMA)}, http, write.NAME, report.NAME)")
     for section, keys in _SCHEMA.items():
         got = parser[section] if parser.has_section(section) else {}
         values[section] = {}
         for key in got:
             if key not in keys:
-                problems.append(f"{name}: [{section}] {key}: unknown key")
+                problems.append(f"{name}: [{section}] {key}: unknown key{inifile.did_you_mean(key, keys)}")
         for key, (parse, default) in keys.items():
             raw = got.get(key) if got else None
             if raw is None or raw.strip() == "":
@@ -772,7 +774,7 @@ def _report_point(section: configparser.SectionProxy, title: str, name: str,
     values: dict[str, Any] = {}
     for key in section:
         if key not in _REPORT_SCHEMA:
-            problems.append(f"{name}: [{title}] {key}: unknown key")
+            problems.append(f"{name}: [{title}] {key}: unknown key{inifile.did_you_mean(key, _REPORT_SCHEMA)}")
     for key, (parse, default) in _REPORT_SCHEMA.items():
         raw = section.get(key, "").strip()
         if not raw:
@@ -813,7 +815,7 @@ def _write_target(section: configparser.SectionProxy, title: str, name: str,
         problems.append(f"{name}: [{title}]: the name after 'write.' may use letters, digits, _ and - only")
     for key in section:
         if key not in _WRITE_KEYS:
-            problem(key, "unknown key")
+            problem(key, "unknown key" + inifile.did_you_mean(key, _WRITE_KEYS))
     address = obj = None
     prop, priority = "presentValue", 10
     if not section.get("address", "").strip():

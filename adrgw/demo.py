@@ -204,6 +204,8 @@ class DemoVtn:
         self.server: Any = None
         self._kept: Optional[dict[str, Any]] = None
         self.main_resource = "device001"  # record.readings holds this resource's values (the [meter])
+        # Called with (ven_name, ven_id) after each accepted registration (--demo-peers sends events).
+        self.on_registered: Optional[Callable[[str, str], None]] = None
 
     @property
     def url(self) -> str:
@@ -242,6 +244,8 @@ class DemoVtn:
         ven_id = self.ven_ids.setdefault(name, f"ven-{len(self.ven_ids) + 1}")
         self.record.registrations.append(ven_id)
         log.info("VTN: registered %r as %s", name, ven_id)
+        if self.on_registered is not None:
+            self.on_registered(name, ven_id)
         return ven_id, f"reg-{ven_id}"
 
     def _on_register_report(self, ven_id: str, resource_id: str, measurement: str, unit: str, scale: str,

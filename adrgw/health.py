@@ -35,6 +35,7 @@ class HealthFacts:
     oldest_queued: Optional[datetime]  # cadence instant of the oldest sample not yet delivered
     report_period: Optional[timedelta] = None  # longest time a sample is meant to wait before sending
     storage_ok: bool = True
+    running: bool = True  # False when --status finds no live gateway (stopped, or its snapshot is stale)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ def verdict(facts: HealthFacts, now: datetime) -> Health:
     failing; the report queue growing (its oldest sample older than it should ever wait); storage
     failing. Each reason is one short phrase an operator can act on."""
     reasons: list[str] = []
+    if not facts.running:
+        reasons.append("gateway not running")
     silent_after = SILENT_POLL_PERIODS * facts.poll_period
     if not facts.registered:
         reasons.append("not registered with the VTN")

@@ -34,6 +34,11 @@ START_IN = "ADR-Event-Start-In"
 REMAINING = "ADR-Event-Remaining"
 OPT_OUT = "ADR-Opt-Out"
 VTN_ONLINE = "ADR-VTN-Online"
+# Points whose changes are logged at DEBUG, not INFO: the countdowns change every second during an
+# event (a third of a demo's log), and the meter mirror changes with every sample, which the
+# ``Adding <time>, <value> to report`` line already says. Every other point logs ``<name> -> <value>``
+# at INFO.
+DEBUG_LOGGED = frozenset({START_IN, REMAINING, METER_VALUE})
 
 
 # A client's refused write is its problem: at most one INFO line a minute (issue 13).

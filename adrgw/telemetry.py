@@ -130,6 +130,11 @@ class SampleQueue:
     async def wait(self) -> None:
         await self._nonempty.wait()
 
+    async def oldest(self) -> Optional[datetime]:
+        """The cadence instant of the oldest sample not yet delivered (None when none waits)."""
+        ts = await self._store.call(lambda db: db.execute("SELECT MIN(ts) FROM samples").fetchone()[0])
+        return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
+
 
 ReadFn = Callable[[], Awaitable[float]]
 
@@ -160,6 +165,8 @@ class Sampler:
         self._extra_failing: set[str] = set()
         self.failures = 0  # consecutive
         self.samples = 0
+        self.last_sample: Optional[Sample] = None  # the last good reading (for --status)
+        self.last_error: Optional[str] = None  # why the last read failed, None once it answers
         self.read_errors = 0
         self.reads_ok = 0  # meter reads that returned a value (stored or not), for /metrics
 
@@ -218,6 +225,7 @@ class Sampler:
                             stamp.isoformat())
             elif self.failures in (10, 100) or self.failures % 1000 == 0:
                 log.warning("meter still failing: %d reads in a row (%s)", self.failures, exc)
+            self.last_error = str(exc)
             if self._on_failure is not None:
                 self._on_failure(str(exc))
             return None
@@ -236,6 +244,7 @@ class Sampler:
             return None
         log.info("Adding %s, %s to report", stamp.isoformat(), value)
         self.samples += 1
+        self.last_sample, self.last_error = sample, None
         if self._on_sample is not None:
             self._on_sample(sample)
         return sample

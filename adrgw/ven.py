@@ -23,6 +23,7 @@ import logging
 import random
 import re
 import ssl
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, Optional
@@ -32,6 +33,7 @@ from openleadr import OpenADRClient, enums, errors, objects, utils
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 
 from .config import MeterSettings, VenSettings
+from .lograte import DeliverySummary
 from .telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.ven")
@@ -258,6 +260,7 @@ class VtnLink:
         self.last_delivery: Optional[datetime] = None
         self.registration_attempts = 0
         self.reports_sent = 0
+        self.delivery_log = DeliverySummary()  # one INFO line per report, at most one a minute
 
     @property
     def ven_id(self) -> Optional[str]:
@@ -708,8 +711,12 @@ class VtnLink:
             raise VtnProtocolError(f"report not acknowledged: {message_type} {code}")
         self.reports_sent += 1
         self.last_delivery = datetime.now(timezone.utc)
-        log.info("report delivered: %d sample(s) %s .. %s", len(batch), batch[0].timestamp.isoformat(),
-                 batch[-1].timestamp.isoformat())
+        line = self.delivery_log.delivered(time.monotonic(), len(batch), batch[0].timestamp, batch[-1].timestamp)
+        if line:
+            log.info("%s", line)
+        else:
+            log.debug("report delivered: %d sample(s) %s .. %s", len(batch), batch[0].timestamp.isoformat(),
+                      batch[-1].timestamp.isoformat())
         cancel = payload.get("cancel_report")
         if cancel:
             log.info("VTN cancelled the report in its acknowledgement")

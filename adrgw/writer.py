@@ -147,8 +147,10 @@ class TargetWriter:
             raise WriteError("not written: DeviceCommunicationControl has disabled initiation")
         addr, oid = Address(address), ObjectIdentifier(f"{object_type},{instance}")
         what = "relinquish" if wanted is None else f"<- {wanted}"
-        log.info("write %s: %s %s %d %s @%d %s", self.target.name, address, object_type, instance, prop,
-                 priority, what)
+        # A retry of a failing target repeats the same attempt: only the first one is an INFO line
+        # (the failures themselves are logged as warnings, rate-limited, in run()).
+        log.log(logging.DEBUG if self.failures else logging.INFO, "write %s: %s %s %d %s @%d %s", self.target.name,
+                address, object_type, instance, prop, priority, what)
         from .bacnet import bounded
 
         result = await bounded(app.write_property(addr, oid, PropertyIdentifier(prop), _encode(kind, wanted), None,

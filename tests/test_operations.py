@@ -108,8 +108,8 @@ def test_unit_file_passes_systemd_analyze_verify(tmp_path) -> None:
                    "CapabilityBoundingSet=\n", "-c /etc/adr-gateway/config.ini", "ReadWritePaths=/var/lib/adr-gateway"):
         assert needed in unit, needed
     # verify with the install paths pointed at this checkout (the unit's own paths exist only once installed)
-    local = (unit.replace("/opt/adr-gateway/.venv/bin/python", sys.executable)
-             .replace("/opt/adr-gateway/bacnet_server_ven.py", str(ROOT / "bacnet_server_ven.py"))
+    assert "ExecStart=/opt/adr-gateway/bin/bacnet-server-ven -c" in unit  # the installed console script
+    local = (unit.replace("/opt/adr-gateway/bin/bacnet-server-ven", f"{sys.executable} {ROOT / 'bacnet_server_ven.py'}")
              .replace("/etc/adr-gateway/config.ini", str(ROOT / "config.ini")))
     path = tmp_path / "bacnet-server-ven.service"
     path.write_text(local)

@@ -15,6 +15,8 @@ from . import points as P
 from .bacnet import GatewayDevice, PointRef
 from .config import Settings
 from .events import EventController
+from .signals import point_specs as signal_point_specs
+from .targeting import Identity
 from .sdnotify import Notifier
 from .store import Store
 from .writer import WriteThrough
@@ -36,10 +38,12 @@ class Gateway:
         self.settings = settings
         s = settings
         self.store = Store(s.state.directory)
-        self.device = GatewayDevice(s.bacnet, s.points, meter_unit=s.meter.unit)
+        self.device = GatewayDevice(s.bacnet, s.points, meter_unit=s.meter.unit,
+                                    extra_points=tuple(signal_point_specs(s.signals)))
         self.controller = EventController(self.device, self.store, s.points.event_level,
                                           signal_name=s.points.signal_name,
-                                          apply_test_events=s.points.apply_test_events)
+                                          apply_test_events=s.points.apply_test_events,
+                                          signal_points=s.signals, identity=self.identity)
         self.samples = SampleQueue(self.store, max_samples=max(1, int(s.state.max_backlog_hours * 3600
                                                                          / s.meter.interval)))
         self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, status=self.status,
@@ -60,6 +64,13 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
         self._stopped = False
+
+    def identity(self) -> Identity:
+        """Who eiTarget may name: our venID (once registered), our resources, groups and parties."""
+        s = self.settings
+        return Identity(ven_id=self.link.ven_id,
+                        resource_ids=frozenset([s.meter.resource_id] + [p.resource_id for p in s.reports]),
+                        group_ids=frozenset(s.ven.group_ids), party_ids=frozenset(s.ven.party_ids))
 
     def status_line(self) -> str:
         """One line for systemd's STATUS (``systemctl status``): registration and reports."""

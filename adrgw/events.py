@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, Protocol
 
 from . import points as P
+from .signals import SignalPoint, value_at
+from .targeting import TARGET_MISMATCH, Identity, describe, is_targeted, target_values
 from .schedule import (ACTIVE, CANCELLED, COMPLETED, FAR, NEAR, STATUS_STATES, Event, evaluate,
                        event_from_dict, event_from_oadr, event_to_dict, merge, with_offset)
 
@@ -62,7 +64,10 @@ def _load_events(db: Any) -> list[tuple[str, str]]:
 class EventController:
     def __init__(self, device: Device, store: Optional[EventStore] = None, event_level_name: str = "ADR-Event-Level",
                  signal_name: Optional[str] = None, apply_test_events: bool = False, clock: Clock = utc_now,
-                 rng: Optional[random.Random] = None) -> None:
+                 rng: Optional[random.Random] = None, signal_points: tuple[SignalPoint, ...] = (),
+                 identity: Callable[[], Identity] = Identity) -> None:
+        """``signal_points``: the [signal.NAME] points to keep right; ``identity``: who this VEN is
+        now (its venID is known only once registered), for eiTarget (targeting.py)."""
         self.device = device
         self.store = store
         self.event_level_name = event_level_name
@@ -70,6 +75,9 @@ class EventController:
         self.apply_test_events = apply_test_events
         self.clock = clock
         self.rng = rng or random.Random()
+        self.signal_points = signal_points
+        self.identity = identity
+        self._not_ours_logged: set[tuple[str, Any]] = set()
         self.events: dict[str, Event] = {}
         self.opt_out = False
         self._seq = 0
@@ -121,6 +129,11 @@ class EventController:
             descriptor = raw.get("event_descriptor") if isinstance(raw, dict) else None
             event_id = str(descriptor.get("event_id")) if isinstance(descriptor, dict) else None
             mod = descriptor.get("modification_number", 0) if isinstance(descriptor, dict) else 0
+            if event_id and isinstance(raw, dict) and not self._targeted(raw, event_id, mod):
+                # Not for us: moves nothing (and a held event of that id is dropped as no longer
+                # listed for us); answered optOut with 462 Target Mismatch (targeting.py).
+                responses.append((event_id, mod if isinstance(mod, int) else 0, "optOut", TARGET_MISMATCH))
+                continue
             if event_id:
                 listed.add(event_id)
             try:
@@ -147,6 +160,16 @@ class EventController:
             await self._persist()
         self.refresh()
         return responses
+
+    def _targeted(self, raw: dict[str, Any], event_id: str, mod: Any) -> bool:
+        criteria = target_values(raw)
+        if is_targeted(criteria, self.identity()):
+            return True
+        if (event_id, mod) not in self._not_ours_logged:
+            self._not_ours_logged.add((event_id, mod))
+            log.warning("event %s (modification %s) is not targeted at this VEN (eiTarget: %s): not applied, "
+                        "answered optOut (462)", event_id, mod, describe(criteria))
+        return False
 
     def _prepare(self, event: Event, now: datetime) -> Event:
         """Randomization offset (chosen once per event, kept across modifications and restarts),
@@ -243,6 +266,8 @@ class EventController:
         d.set_value(P.START_IN, float(round(state.start_in)))
         d.set_value(P.REMAINING, float(round(state.remaining)))
         d.set_value(P.OPT_OUT, self.opt_out)
+        for point in self.signal_points:
+            d.set_value(point.object_name, value_at(self.events.values(), now, point, self.apply_test_events))
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

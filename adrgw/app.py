@@ -48,7 +48,8 @@ class Gateway:
                                                                          / s.meter.interval)))
         self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, status=self.status,
                             store=self.store, reports=s.reports)
-        self.controller.send_opts = self.link.queue_opts
+        self.controller.send_opts = self.link.opts.queue_answers
+        self.controller.opts = self.link.opts
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
         self.controller.on_level = self.write_through.set_level
         self.device.on_opt_out = lambda active, source: self.controller.set_opt_out(active)

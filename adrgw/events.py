@@ -41,6 +41,14 @@ class Device(Protocol):
     def set_level(self, value: float) -> bool: ...
 
 
+class OptSink(Protocol):
+    """Where EiOpt opts go (opt.OptService)."""
+
+    async def opted_out(self, events: list[tuple[str, int]]) -> None: ...
+
+    async def opted_in(self) -> None: ...
+
+
 class EventStore(Protocol):
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
@@ -86,6 +94,8 @@ class EventController:
         self.active_event: Optional[str] = None
         # Set by the VTN link: deliver these opt responses (event_id, modification_number, opt).
         self.send_opts: Optional[Callable[[list[tuple[str, int, str]]], None]] = None
+        # Set by the VTN link: EiOpt (oadrCreateOpt / oadrCancelOpt) for ADR-Opt-Out.
+        self.opts: Optional[OptSink] = None
         # Called with the level whenever it changes (write-through follows the same level).
         self.on_level: Optional[Callable[[float], None]] = None
         self._notified_level: Optional[float] = None
@@ -159,6 +169,10 @@ class EventController:
         if any(c.kind not in ("unchanged",) for c in changes):
             await self._persist()
         self.refresh()
+        if self.opt_out and self.opts is not None:
+            # Events arriving while ADR-Opt-Out is active get their own oadrCreateOpt too.
+            await self.opts.opted_out([(e.event_id, e.modification_number) for e in parsed
+                                       if e.opted_out and e.event_id in self.events])
         return responses
 
     def _targeted(self, raw: dict[str, Any], event_id: str, mod: Any) -> bool:
@@ -241,6 +255,11 @@ class EventController:
         self.refresh()
         if changed and self.send_opts is not None:
             self.send_opts(changed)
+        if self.opts is not None:
+            if active:
+                await self.opts.opted_out([(event_id, mod) for event_id, mod, _ in changed])
+            else:
+                await self.opts.opted_in()
 
     # -- the points ------------------------------------------------------------------------------------
 

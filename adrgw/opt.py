@@ -164,8 +164,8 @@ class OptService:
                 event_id=m.event_id, modification_number=m.modification_number, targets=[{"ven_id": c.ven_id}])
         return c._create_message("oadrCancelOpt", request_id=request_id, opt_id=m.opt_id, ven_id=c.ven_id)
 
-    async def _send(self, m: OptMessage) -> None:
-        """Send one message; return once the VTN answered it, raise VtnError to retry."""
+    async def _send(self, m: OptMessage) -> bool:
+        """Send one message; True/False once the VTN took/refused it, VtnError to retry."""
         message_type, payload = await self.client._perform_request("EiOpt", self._message(m))
         code = _response_code(payload)
         expected = "oadrCreatedOpt" if m.kind == "create" else "oadrCanceledOpt"
@@ -174,8 +174,9 @@ class OptService:
         if code not in (None, 200):
             description = (payload.get("response") or {}).get("response_description", "")
             log.warning("VTN refused %s %s (event %s): %s %s", m.name(), m.opt_id, m.event_id, code, description)
-            return
+            return False
         log.info("VTN took %s %s (optOut of event %s)", m.name(), m.opt_id, m.event_id)
+        return True
 
     async def run(self) -> None:
         """Deliver both channels until cancelled."""
@@ -192,7 +193,7 @@ class OptService:
                 continue
             head = self.queue[0]
             try:
-                await self._send(head)
+                taken = await self._send(head)
             except VtnError as exc:
                 failures += 1
                 delay = backoff.next()
@@ -205,6 +206,8 @@ class OptService:
             backoff.reset()
             if self.queue and self.queue[0] == head:
                 self.queue.pop(0)
+            if not taken and head.kind == "create" and self.in_force.get(head.event_id) == head:
+                del self.in_force[head.event_id]  # nothing in force at the VTN: nothing to cancel later
             await self._save()
 
     # -- oadrCreatedEvent answers (moved from VtnLink) ----------------------------------------------

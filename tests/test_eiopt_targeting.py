@@ -409,3 +409,33 @@ async def test_simple_level_outside_0_to_3_is_refused(start_gateway, tmp_path) -
         peer.assert_all_valid()
     finally:
         await peer.stop()
+
+
+async def test_an_opt_the_vtn_refuses_is_not_sent_again(start_gateway, tmp_path) -> None:
+    """An answer with an error code is the VTN's decision: logged, the message leaves the queue."""
+    from .schema_vtn import _response, payload
+
+    class RefusingVtn(SchemaVtn):
+        def handle_oadrCreateOpt(self, r: Any) -> Optional[str]:
+            return payload(f'<oadr:oadrCreatedOpt ei:schemaVersion="2.0b">'
+                           f"{_response(451, 'opt-outs not allowed in this program', r.text('pyld:requestID'))}"
+                           f"<ei:optID>{r.text('ei:optID')}</ei:optID></oadr:oadrCreatedOpt>")
+
+    peer = Peer("schema")
+    peer.schema = vtn = RefusingVtn()
+    await peer.start()
+    try:
+        gateway = await registered(start_gateway, peer, tmp_path)
+        peer.add_event(gateway.link.ven_id, [1.0], now() - timedelta(seconds=1), timedelta(minutes=5))
+        await wait_for(lambda: gateway.device.level == 1.0, 10, what="level 1")
+        await gateway.controller.set_opt_out(True)
+        await wait_for(lambda: vtn.messages("oadrCreateOpt") and not gateway.link.opts.queue, 10,
+                       what="the refused opt leaving the queue")
+        assert len(vtn.messages("oadrCreateOpt")) == 1
+        assert not gateway.link.opts.in_force  # nothing to cancel at opt-in
+        assert gateway.device.level == 0.0  # the building's opt-out stands whatever the VTN says
+        await gateway.controller.set_opt_out(False)
+        assert not gateway.link.opts.queue and not vtn.messages("oadrCancelOpt")
+        peer.assert_all_valid()
+    finally:
+        await peer.stop()

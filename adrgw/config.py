@@ -812,4 +812,5 @@ def summary(settings: Settings) -> list[str]:
         f"  meter {s.meter.address} {s.meter.object} {s.meter.property_id} every {s.meter.interval:g} s "
         f"(timeout {s.meter.timeout:g} s) -> {s.meter.resource_id} {s.meter.measurement} [{s.meter.unit}] x{s.meter.scale:g}",
         f"  point {s.points.event_level!r} (analogValue 1); state in {s.state.directory}",
-    ]
+    ] + [f"  signal {p.signal_name}{' ' + p.signal_type if p.signal_type else ''} -> {p.object_name!r} "
+         f"(analogValue {p.instance}, {p.units}, idle {p.idle:g})" for p in s.signals]

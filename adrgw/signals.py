@@ -163,26 +163,24 @@ def parse_sections(parser: configparser.ConfigParser, name: str, problems: list[
         if len(problems) > before:
             continue
         signal_name: str = values["signal_name"]
+        key_signal = (signal_name.upper(), values.get("signal_type"))
         if signal_name.upper() == level:
             problem("signal_name", f"{signal_name} is already carried by the event level point "
                                    "([points] signal_name)")
-            continue
-        key_signal = (signal_name.upper(), values.get("signal_type"))
-        if key_signal in seen_signals:
+        elif key_signal in seen_signals:
             problem("signal_name", f"the same signal is already exposed by [{seen_signals[key_signal]}]")
-            continue
         object_name = values.get("object_name") or f"ADR-Signal-{point_name}"
         if object_name in taken_names:
             problem("object_name", f"{object_name!r} is already used by {taken_names[object_name]}")
-            continue
         if "instance" in values:
             instance = values["instance"]
+            if instance in taken_instances:
+                problem("instance", f"analogValue {instance} is already used by {taken_instances[instance]}")
         else:
             while auto in taken_instances:
                 auto += 1
             instance = auto
-        if instance in taken_instances:
-            problem("instance", f"analogValue {instance} is already used by {taken_instances[instance]}")
+        if len(problems) > before:
             continue
         seen_signals[key_signal] = title
         taken_names[object_name] = f"[{title}]"

@@ -266,3 +266,9 @@ def test_level_signal_can_move_and_simple_then_gets_its_own_point(tmp_path: Path
     assert load(tmp_path / "config.ini").signals[0].signal_name == "SIMPLE"
     assert any("LOAD_CONTROL is already carried" in p for p in problems(
         tmp_path, "[points]\nsignal_name = LOAD_CONTROL\n[signal.lc]\nsignal_name = LOAD_CONTROL\n"))
+
+
+def test_every_problem_of_a_signal_section_is_reported_at_once(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[signal.p]\nsignal_name = SIMPLE\ninstance = 2\nobject_name = ADR-Meter-Value\n")
+    assert [p.split(":")[1].strip() for p in found] == ["[signal.p] signal_name", "[signal.p] object_name",
+                                                        "[signal.p] instance"]

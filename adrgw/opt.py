@@ -171,6 +171,10 @@ class OptService:
         expected = "oadrCreatedOpt" if m.kind == "create" else "oadrCanceledOpt"
         if message_type not in (expected, "oadrResponse"):
             raise VtnProtocolError(f"{m.name()} {m.opt_id}: unexpected answer {message_type or 'empty body'}")
+        answered = payload.get("opt_id")
+        if message_type == expected and answered is not None and str(answered) != m.opt_id:
+            # 2.0b: IDs are validated; an answer about another opt does not answer this one.
+            raise VtnProtocolError(f"{m.name()} {m.opt_id}: answer names optID {answered}")
         if code not in (None, 200):
             description = (payload.get("response") or {}).get("response_description", "")
             log.warning("VTN refused %s %s (event %s): %s %s", m.name(), m.opt_id, m.event_id, code, description)

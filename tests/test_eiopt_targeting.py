@@ -304,6 +304,9 @@ async def test_events_for_others_are_answered_462_and_move_nothing(peer, start_g
     party = peer.add_event(ven, [1.0], now() + timedelta(minutes=30), timedelta(minutes=5),
                            targets={"party_id": ["acme"], "resource_id": ["elsewhere"]})
     await wait_for(lambda: party in gateway.controller.events, 10, what="the party-targeted event")
+    meter = peer.add_event(ven, [1.0], now() + timedelta(minutes=40), timedelta(minutes=5),
+                           targets={"resource_id": ["device001"], "ven_id": ["another-ven"]})
+    await wait_for(lambda: meter in gateway.controller.events, 10, what="the event targeted at our meter's resource")
     peer.assert_all_valid()
 
 
@@ -436,6 +439,37 @@ async def test_an_opt_the_vtn_refuses_is_not_sent_again(start_gateway, tmp_path)
         assert gateway.device.level == 0.0  # the building's opt-out stands whatever the VTN says
         await gateway.controller.set_opt_out(False)
         assert not gateway.link.opts.queue and not vtn.messages("oadrCancelOpt")
+        peer.assert_all_valid()
+    finally:
+        await peer.stop()
+
+
+async def test_an_answer_about_another_opt_is_not_taken_as_this_ones(start_gateway, tmp_path) -> None:
+    """2.0b: IDs are validated. An oadrCreatedOpt naming another optID leaves the opt queued (retried)."""
+    from .schema_vtn import _response, payload
+
+    class ConfusedOnceVtn(SchemaVtn):
+        confused = True
+
+        def handle_oadrCreateOpt(self, r: Any) -> Optional[str]:
+            if not self.confused:
+                return super().handle_oadrCreateOpt(r)
+            self.confused = False
+            return payload(f'<oadr:oadrCreatedOpt ei:schemaVersion="2.0b">'
+                           f"{_response(200, 'OK', r.text('pyld:requestID'))}"
+                           f"<ei:optID>someone-elses-opt</ei:optID></oadr:oadrCreatedOpt>")
+
+    peer = Peer("schema")
+    peer.schema = vtn = ConfusedOnceVtn()
+    await peer.start()
+    try:
+        gateway = await registered(start_gateway, peer, tmp_path)
+        peer.add_event(gateway.link.ven_id, [1.0], now() - timedelta(seconds=1), timedelta(minutes=5))
+        await wait_for(lambda: gateway.device.level == 1.0, 10, what="level 1")
+        await gateway.controller.set_opt_out(True)
+        await wait_for(lambda: len(vtn.opts) == 1 and not gateway.link.opts.queue, 15, what="the opt taken")
+        sent = [m.text("ei:optID") for m in vtn.messages("oadrCreateOpt")]
+        assert len(sent) == 2 and sent[0] == sent[1] == vtn.opts[0].opt_id
         peer.assert_all_valid()
     finally:
         await peer.stop()

@@ -15,7 +15,6 @@ sent validated against openleadr's oadr_20b.xsd:
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone

@@ -590,8 +590,8 @@ class VtnLink:
         try:
             await c._perform_request("EiEvent", c._create_message(
                 "oadrCreatedEvent", ven_id=c.ven_id, event_responses=None,
-                response={"response_code": INVALID_ID, "response_description": f"unknown vtnID {payload.get('vtn_id')}",
-                          "request_id": payload.get("request_id")}))
+                response={"response_code": INVALID_ID, "request_id": payload.get("request_id"),
+                          "response_description": f"unknown vtnID {payload.get('vtn_id')}"}))
         except VtnError as exc:
             log.warning("could not send the refusal: %s", exc)
 

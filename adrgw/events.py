@@ -85,7 +85,7 @@ class EventController:
         self.rng = rng or random.Random()
         self.signal_points = signal_points
         self.identity = identity
-        self._not_ours_logged: set[tuple[str, Any]] = set()
+        self._not_ours_logged: set[tuple[str, str]] = set()
         self.events: dict[str, Event] = {}
         self.opt_out = False
         self._seq = 0
@@ -135,6 +135,7 @@ class EventController:
         parsed: list[Event] = []
         responses: list[OptResponse] = []
         listed: set[str] = set()
+        foreign: set[tuple[str, str]] = set()
         for raw in raw_events:
             descriptor = raw.get("event_descriptor") if isinstance(raw, dict) else None
             event_id = str(descriptor.get("event_id")) if isinstance(descriptor, dict) else None
@@ -143,6 +144,7 @@ class EventController:
                 # Not for us: moves nothing (and a held event of that id is dropped as no longer
                 # listed for us); answered optOut with 462 Target Mismatch (targeting.py).
                 responses.append((event_id, mod if isinstance(mod, int) else 0, "optOut", TARGET_MISMATCH))
+                foreign.add((event_id, str(mod)))
                 continue
             if event_id:
                 listed.add(event_id)
@@ -161,6 +163,8 @@ class EventController:
                 continue
             opt = "optOut" if event.opted_out else "optIn"
             responses.append((event.event_id, event.modification_number, opt, 200))
+        # "Logged once" while the VTN keeps listing it; forgetting the others keeps the set bounded.
+        self._not_ours_logged &= foreign
         before = self.events
         self.events, changes = merge(self.events, parsed, self._seq, listed)
         self._seq += len(parsed)
@@ -179,8 +183,8 @@ class EventController:
         criteria = target_values(raw)
         if is_targeted(criteria, self.identity()):
             return True
-        if (event_id, mod) not in self._not_ours_logged:
-            self._not_ours_logged.add((event_id, mod))
+        if (event_id, str(mod)) not in self._not_ours_logged:
+            self._not_ours_logged.add((event_id, str(mod)))
             log.warning("event %s (modification %s) is not targeted at this VEN (eiTarget: %s): not applied, "
                         "answered optOut (462)", event_id, mod, describe(criteria))
         return False

@@ -3,6 +3,7 @@ range, [signal.NAME] values and their config.ini errors."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -272,3 +273,50 @@ def test_every_problem_of_a_signal_section_is_reported_at_once(tmp_path: Path) -
     found = problems(tmp_path, "[signal.p]\nsignal_name = SIMPLE\ninstance = 2\nobject_name = ADR-Meter-Value\n")
     assert [p.split(":")[1].strip() for p in found] == ["[signal.p] signal_name", "[signal.p] object_name",
                                                         "[signal.p] instance"]
+
+
+# -- the controller with hostile eiTargets ----------------------------------------------------------
+
+class PointValues:
+    """The Device protocol as plain values (the BACnet side is exercised in test_eiopt_targeting)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def set_value(self, name: str, value: object) -> bool:
+        changed = self.values.get(name) != value
+        self.values[name] = value
+        return changed
+
+    def set_level(self, value: float) -> bool:
+        return self.set_value("level", value)
+
+
+junk = st.recursive(st.one_of(st.none(), st.integers(), st.text(max_size=5), st.floats()),
+                    lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(max_size=10), c, max_size=3)),
+                    max_leaves=10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(targets=junk, mod=junk, twice=st.booleans())
+def test_controller_answers_every_event_whatever_its_target_and_never_raises(targets, mod, twice) -> None:
+    from adrgw.events import EventController
+
+    async def run() -> None:
+        device = PointValues()
+        controller = EventController(device, identity=lambda: ME, signal_points=(PRICE,), clock=lambda: T0)
+        raw = raw_event([signal("SIMPLE", [2]), signal("ELECTRICITY_PRICE", [0.5], "price")], targets)
+        raw["event_descriptor"]["modification_number"] = mod
+        for _ in range(2 if twice else 1):
+            responses = await controller.on_distribution([raw])
+            assert [r[0] for r in responses] == ["e1"]
+        ours = is_targeted(target_values(raw), ME)
+        code = responses[0][3]
+        assert (code == 462) == (not ours)
+        assert ("e1" in controller.events) == (ours and code == 200)
+        applied = ours and code == 200
+        assert device.values["level"] == (2.0 if applied else 0.0)
+        assert device.values["ADR-Signal-price"] == (0.5 if applied else -1.0)
+        controller.close()
+
+    asyncio.run(run())

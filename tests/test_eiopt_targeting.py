@@ -472,3 +472,31 @@ async def test_an_answer_about_another_opt_is_not_taken_as_this_ones(start_gatew
         peer.assert_all_valid()
     finally:
         await peer.stop()
+
+
+async def test_a_restart_carries_the_stored_registration_and_a_refusal_registers_anew(start_gateway, tmp_path) -> None:
+    """The registrationID of the last run goes out again; a VTN that does not know it refuses, and the
+    next attempt registers without it."""
+    from adrgw.store import Store
+
+    class ForgetfulVtn(SchemaVtn):
+        def handle_oadrCreatePartyRegistration(self, r: Any) -> Optional[str]:
+            carried = r.text("ei:registrationID")
+            self.accept_registration = carried in (None, self.assigned_registration_id)
+            return super().handle_oadrCreatePartyRegistration(r)
+
+    store = Store(tmp_path / "state")
+    await store.open()
+    await store.set("registration_id", "reg-from-a-vtn-that-forgot")
+    await store.close()
+    peer = Peer("schema")
+    peer.schema = vtn = ForgetfulVtn()
+    await peer.start()
+    try:
+        gateway = await registered(start_gateway, peer, tmp_path)
+        carried = [r["registration_id"] for r in vtn.registrations]
+        assert carried == ["reg-from-a-vtn-that-forgot", None]
+        assert gateway.link.previous_registration_id == vtn.assigned_registration_id
+        peer.assert_all_valid()
+    finally:
+        await peer.stop()

@@ -259,7 +259,8 @@ async def test_opt_out_and_in_over_bacnet_send_create_and_cancel_opt(peer, start
     await wait_for(lambda: sorted(peer.opt_cancels()) == sorted(o[0] for o in peer.opts()), 10,
                    what="oadrCancelOpt for both opts")
     await wait_for(lambda: gateway.device.level == 2.0, 5, what="level 2 after opt-in")
-    assert not gateway.link.opts.queue and not gateway.link.opts.in_force
+    await wait_for(lambda: not gateway.link.opts.queue, 10, what="the queue emptied by the answers")
+    assert not gateway.link.opts.in_force
     peer.assert_all_valid()
 
 
@@ -299,7 +300,7 @@ async def test_events_for_others_are_answered_462_and_move_nothing(peer, start_g
     assert sum("not targeted at this VEN" in r.getMessage() for r in caplog.records) == 1  # logged once
     ours = peer.add_event(ven, [2.0], start, timedelta(minutes=5), targets={"group_id": ["north"]})
     await wait_for(lambda: gateway.device.level == 2.0, 10, what="the group-targeted event's level")
-    assert (ours, "optIn", 200) in peer.event_responses()
+    await wait_for(lambda: (ours, "optIn", 200) in peer.event_responses(), 10, what="optIn for our event")
     party = peer.add_event(ven, [1.0], now() + timedelta(minutes=30), timedelta(minutes=5),
                            targets={"party_id": ["acme"], "resource_id": ["elsewhere"]})
     await wait_for(lambda: party in gateway.controller.events, 10, what="the party-targeted event")

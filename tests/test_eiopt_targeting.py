@@ -47,24 +47,15 @@ def now() -> datetime:
 
 
 class OpenleadrPeer(DemoVtn):
-    """openleadr's own VTN, with two additions for these tests:
-
-    * every message the gateway sends is kept (an aiohttp middleware) for XSD validation;
-    * EiOpt: openleadr 0.5.36 defines ``OptService`` but ``OpenADRServer`` never routes it (its
-      handlers return nothing): a subclass of it answering oadrCreatedOpt / oadrCanceledOpt is
-      routed at EiOpt, so the gateway talks EiOpt to openleadr's message handling.
-    """
+    """openleadr's own VTN (with EiOpt routed, see ``DemoVtn._route_eiopt``), keeping every message the
+    gateway sends (an aiohttp middleware) for XSD validation, and failing EiOpt messages on demand."""
 
     def __init__(self) -> None:
         super().__init__(port=free_port(), poll_freq=1.0)
         self.sent: list[tuple[str, bytes]] = []
-        self.opts: list[dict[str, Any]] = []
-        self.opt_cancels: list[str] = []
         self.fail_opts = 0  # answer this many EiOpt messages with HTTP 500
 
     def _create_server(self) -> Any:
-        from openleadr.service import opt_service
-
         server = super()._create_server()
         peer = self
 
@@ -77,19 +68,7 @@ class OpenleadrPeer(DemoVtn):
                 return web.Response(status=500, text="injected failure")
             return await handler(request)
 
-        class Opts(opt_service.OptService):
-            @opt_service.handler("oadrCreateOpt")
-            async def create_opt(self, payload: dict[str, Any]) -> Any:
-                peer.opts.append(payload)
-                return "oadrCreatedOpt", {"opt_id": payload["opt_id"]}
-
-            @opt_service.handler("oadrCancelOpt")
-            async def cancel_opt(self, payload: dict[str, Any]) -> Any:
-                peer.opt_cancels.append(payload["opt_id"])
-                return "oadrCanceledOpt", {"opt_id": payload["opt_id"]}
-
         server.app.middlewares.append(keep)
-        server.app.add_routes([web.post(f"{server.http_path_prefix}/EiOpt", Opts(self.vtn_id).handler)])
         return server
 
     def bodies(self, name: str) -> list[Any]:
@@ -149,11 +128,14 @@ class Peer:
     def opts(self) -> list[tuple[str, str, str, Optional[str]]]:
         """(optID, optType, optReason, eventID) of every oadrCreateOpt the VTN took."""
         if self.openleadr is not None:
-            return [(o["opt_id"], o["opt_type"], o["opt_reason"], o.get("event_id")) for o in self.openleadr.opts]
+            return [(o["opt_id"], o["opt_type"], o["opt_reason"], o.get("event_id"))
+                    for o in self.openleadr.record.eiopts]
         return [(o.opt_id, o.opt_type, o.opt_reason, o.event_id) for o in self.schema.opts]  # type: ignore[union-attr]
 
     def opt_cancels(self) -> list[str]:
-        return list((self.openleadr or self.schema).opt_cancels)  # type: ignore[union-attr]
+        if self.openleadr is not None:
+            return list(self.openleadr.record.eiopt_cancels)
+        return list(self.schema.opt_cancels)  # type: ignore[union-attr]
 
     def fail_opts(self, times: int) -> None:
         """Answer the next ``times`` oadrCreateOpt with HTTP 500 (0: none from now on)."""

@@ -46,7 +46,11 @@ def test_the_fix_is_installed_once_and_leaves_openleadrs_templates_alone() -> No
 
 
 def test_openleadr_still_does_not_route_eiopt() -> None:
-    server = DemoVtn(port=free_port())._create_server()
+    from openleadr import OpenADRServer
+
+    server = OpenADRServer(vtn_id="V", http_host="127.0.0.1", http_port=free_port())
     paths = {route.resource.canonical for route in server.app.router.routes()}
     assert not any(path.endswith("/EiOpt") for path in paths), paths
     assert any(path.endswith("/EiEvent") for path in paths)
+    demo = DemoVtn(port=free_port())._create_server()  # the test peer routes it (DemoVtn._route_eiopt)
+    assert any(route.resource.canonical.endswith("/EiOpt") for route in demo.app.router.routes())

@@ -33,8 +33,9 @@ log = logging.getLogger("adrgw.opt")
 
 # State store key of the EiOpt queue and the opts in force.
 STORE_KEY = "eiopt"
-# Messages kept while the VTN does not answer: an operator toggling ADR-Opt-Out every minute for a
-# week of VTN outage stays below it. Past it the oldest message is dropped (logged, counted).
+# Messages kept while the VTN does not answer: an opt-out and opt-in of one event every 5 minutes
+# (2 messages) through a week of VTN outage (4032) stays below it. Past it the oldest message is
+# dropped (logged, counted).
 MAX_QUEUE = 10000
 # OpenADR 2.0b optReason for an opt decided by the site's operator (ADR-Opt-Out written over BACnet).
 OPT_REASON = "overrideStatus"

@@ -59,3 +59,15 @@ async def test_queue_and_opts_in_force_survive_a_restart(tmp_path) -> None:
     assert again.queue == first.queue and again.in_force == first.in_force
     assert [m.kind for m in again.queue] == ["create", "create", "cancel", "cancel", "create"]
     await store.close()
+
+
+async def test_past_the_bound_the_oldest_message_is_dropped_and_counted(monkeypatch, caplog) -> None:
+    import adrgw.opt as opt
+
+    monkeypatch.setattr(opt, "MAX_QUEUE", 3)
+    service = OptService(client=None, registered=asyncio.Event(), store=None, retry_max=1)  # type: ignore[arg-type]
+    await service.opted_out([("a", 0), ("b", 0)])
+    await service.opted_in()
+    assert service.dropped == 1 and len(service.queue) == 3
+    assert [(m.kind, m.event_id) for m in service.queue] == [("create", "b"), ("cancel", "a"), ("cancel", "b")]
+    assert any("EiOpt queue full" in r.getMessage() for r in caplog.records)

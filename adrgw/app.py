@@ -19,6 +19,8 @@ from .events import EventController, utc_now
 from .history import EventHistory, MeterHistory
 from .metrics import Metrics
 from .web import StatusServer, WebStartError
+from .signals import point_specs as signal_point_specs
+from .targeting import Identity
 from .sdnotify import Notifier
 from .store import Store
 from .writer import WriteThrough
@@ -43,15 +45,18 @@ class Gateway:
         self.settings = settings
         s = settings
         self.store = Store(s.state.directory)
-        self.device = GatewayDevice(s.bacnet, s.points, meter_unit=s.meter.unit)
+        self.device = GatewayDevice(s.bacnet, s.points, meter_unit=s.meter.unit,
+                                    extra_points=tuple(signal_point_specs(s.signals)))
         self.controller = EventController(self.device, self.store, s.points.event_level,
                                           signal_name=s.points.signal_name,
-                                          apply_test_events=s.points.apply_test_events)
+                                          apply_test_events=s.points.apply_test_events,
+                                          signal_points=s.signals, identity=self.identity)
         self.samples = SampleQueue(self.store, max_samples=max(1, int(s.state.max_backlog_hours * 3600
                                                                          / s.meter.interval)))
         self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, status=self.status,
                             store=self.store, reports=s.reports)
-        self.controller.send_opts = self.link.queue_opts
+        self.controller.send_opts = self.link.opts.queue_answers
+        self.controller.opts = self.link.opts
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
         self.controller.on_level = self.write_through.set_level
         self.device.on_opt_out = lambda active, source: self.controller.set_opt_out(active)
@@ -106,6 +111,13 @@ class Gateway:
         await self.metrics.lag.stop()
         await self.meter_history.flush()
         await self.event_history.flush()
+
+    def identity(self) -> Identity:
+        """Who eiTarget may name: our venID (once registered), our resources, groups and parties."""
+        s = self.settings
+        return Identity(ven_id=self.link.ven_id,
+                        resource_ids=frozenset([s.meter.resource_id] + [p.resource_id for p in s.reports]),
+                        group_ids=frozenset(s.ven.group_ids), party_ids=frozenset(s.ven.party_ids))
 
     def status_line(self) -> str:
         """One line for systemd's STATUS (``systemctl status``): registration and reports."""

@@ -162,8 +162,11 @@ ENGINEERING_UNITS = {
 class GatewayDevice:
     """The gateway's BACnet device: discoverable, with read-only points, and a client for reads."""
 
-    def __init__(self, settings: BacnetSettings, points: PointSettings, meter_unit: str = "kW") -> None:
+    def __init__(self, settings: BacnetSettings, points: PointSettings, meter_unit: str = "kW",
+                 extra_points: tuple[P.PointSpec, ...] = ()) -> None:
+        """``extra_points``: more read-only points after the built-in ones ([signal.NAME])."""
         self.settings = settings
+        self.extra_points = extra_points
         self.points = points
         self.meter_unit = meter_unit
         self._bacnet: Any = None
@@ -210,7 +213,8 @@ class GatewayDevice:
             await asyncio.sleep(0.05)
         stop_bac0_i_am_spin()
         conformance.install(self.app, s, on_reinitialize=self._reinitialize)
-        for spec in P.point_specs(self.points.event_level) if self.points.expose else []:
+        specs = P.point_specs(self.points.event_level) + list(self.extra_points)
+        for spec in specs if self.points.expose else []:
             units = ENGINEERING_UNITS.get(self.meter_unit, "noUnits") if spec.name == P.METER_VALUE else None
             obj = P.make_point(spec, units)
             if isinstance(obj, P.OptOutBinaryValue):

@@ -60,6 +60,8 @@ class VenSettings:
     request_timeout: float = 10.0  # seconds one HTTP exchange with the VTN may take
     retry_max: float = 300.0  # cap of the registration / delivery backoff, seconds
     status_report: bool = False  # offer TELEMETRY_STATUS (online, manual override) at registration
+    group_ids: tuple[str, ...] = ()  # eiTarget groupIDs/groupNames this VEN belongs to (targeting.py)
+    party_ids: tuple[str, ...] = ()  # eiTarget partyIDs this VEN belongs to
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class ReportPoint:
 class PointSettings:
     event_level: str = "ADR-Event-Level"
     expose: bool = True  # false: a client-only gateway (no points of its own; write-through only)
-    signal_name: Optional[str] = None  # signal driving the level; default SIMPLE, else the first
+    signal_name: Optional[str] = None  # the only signal driving the level; default SIMPLE
     apply_test_events: bool = False  # testEvent=true events move the points only when true
 
 
@@ -294,6 +296,7 @@ class Settings:
     writes: tuple[WriteTarget, ...] = ()
     reports: tuple[ReportPoint, ...] = ()
     http: HttpSettings = field(default_factory=HttpSettings)
+    signals: tuple[Any, ...] = ()  # signals.SignalPoint, one per [signal.NAME] section
 
 
 # ---------------------------------------------------------------------------------------------
@@ -586,6 +589,20 @@ def check_tls_files(cert: Optional[str], key: Optional[str], ca_file: Optional[s
     return problems
 
 
+def parse_id_list(text: str) -> tuple[str, ...]:
+    """``a, b, c`` -> ('a', 'b', 'c'): IDs as the VTN spells them (case-sensitive), no duplicates."""
+    ids: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if re.search(r"\s", part):
+            raise ValueError(f"{part!r} contains white space (separate IDs with commas)")
+        if part in ids:
+            raise ValueError(f"{part!r} is listed twice")
+        ids.append(part)
+    return tuple(ids)
+
+
 # ---------------------------------------------------------------------------------------------
 # the schema: section -> key -> (parser, default or REQUIRED)
 
@@ -604,6 +621,8 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
         "request_timeout": (_number(float, 0.5, 120), 10.0),
         "retry_max": (_number(float, 1, 3600), 300.0),
         "status_report": (parse_bool, False),
+        "group_ids": (parse_id_list, ()),
+        "party_ids": (parse_id_list, ()),
     },
     "bacnet": {
         "address": (parse_cidr, REQUIRED),
@@ -675,10 +694,12 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
             point = _report_point(parser[section], section, name, problems)
             if point is not None:
                 reports.append(point)
+        elif section.startswith("signal."):
+            pass  # parsed below, once [points] is known (signals.parse_sections)
         elif section not in _SCHEMA and section != "http":
             problems.append(f"{name}: [{section}]: unknown section"
                             f"{inifile.did_you_mean(section, [*_SCHEMA, 'http'])} "
-                            f"(known: {', '.join(_SCHEMA)}, http, write.NAME, report.NAME)")
+                            f"(known: {', '.join(_SCHEMA)}, http, write.NAME, report.NAME, signal.NAME)")
     for section, keys in _SCHEMA.items():
         got = parser[section] if parser.has_section(section) else {}
         values[section] = {}
@@ -730,6 +751,8 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
                 problems.append(f"{name}: [bacnet] routes: network {route.network} points at this "
                                 "gateway's own address and port")
 
+    signal_points = _signal_points(parser, name, problems, values["points"])
+
     if problems:
         raise ConfigError(problems)
 
@@ -750,7 +773,21 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
         writes=tuple(writes),
         reports=tuple(reports),
         http=http,
+        signals=signal_points,
     )
+
+
+def _signal_points(parser: configparser.ConfigParser, name: str, problems: list[str],
+                   points: dict[str, Any]) -> tuple[Any, ...]:
+    """The [signal.NAME] sections (adrgw/signals.py), checked against the built-in points."""
+    from . import points as P
+    from .signals import parse_sections
+
+    level_name = points.get("event_level") or "ADR-Event-Level"
+    specs = P.point_specs(level_name)
+    return parse_sections(parser, name, problems, points.get("signal_name"),
+                          reserved={s.instance: s.name for s in specs if s.kind == "analog"},
+                          reserved_names=[s.name for s in specs])
 
 
 _REPORT_SCHEMA: dict[str, tuple[Callable[[str], object], object]] = {
@@ -874,4 +911,6 @@ def summary(settings: Settings) -> list[str]:
         f"(timeout {s.meter.timeout:g} s) -> {s.meter.resource_id} {s.meter.measurement} [{s.meter.unit}] x{s.meter.scale:g}",
         f"  point {s.points.event_level!r} (analogValue 1); state in {s.state.directory}",
     ] + [f"  status page: http://{s.http.listen[0]}:{s.http.listen[1]}/ (also /metrics, /healthz)"
-         if s.http.listen else "  status page: off ([http] listen is empty)"]
+         if s.http.listen else "  status page: off ([http] listen is empty)"] + [
+         f"  signal {p.signal_name}{' ' + p.signal_type if p.signal_type else ''} -> {p.object_name!r} "
+         f"(analogValue {p.instance}, {p.units}, idle {p.idle:g})" for p in s.signals]

@@ -181,6 +181,8 @@ class VtnRecord:
     report_messages: int = 0
     status: list[tuple[str, datetime, float]] = field(default_factory=list)  # (resource_id, time, value)
     by_resource: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)  # TELEMETRY_USAGE
+    eiopts: list[dict[str, Any]] = field(default_factory=list)  # oadrCreateOpt payloads (opt_id, event_id, ...)
+    eiopt_cancels: list[str] = field(default_factory=list)  # optIDs of oadrCancelOpt
 
 
 class DemoVtn:
@@ -228,7 +230,34 @@ class DemoVtn:
                 server.ssl_context.set_ciphers(tls["ciphers"])
         server.add_handler("on_create_party_registration", self._on_register)
         server.add_handler("on_register_report", self._on_register_report)
+        self._route_eiopt(server)
         return server
+
+    def _route_eiopt(self, server: Any) -> None:
+        """Workaround for openleadr 0.5.36: ``OpenADRServer`` defines ``OptService`` but never routes
+        EiOpt (a VEN's oadrCreateOpt gets HTTP 404), and its handlers return nothing. A subclass that
+        records the opts and answers oadrCreatedOpt / oadrCanceledOpt is routed at EiOpt (pinned by
+        tests/test_registration.py)."""
+        from aiohttp import web
+        from openleadr.service import opt_service
+
+        record = self.record
+
+        class Opts(opt_service.OptService):  # type: ignore[misc]
+            @opt_service.handler("oadrCreateOpt")
+            async def create_opt(self, payload: dict[str, Any]) -> Any:
+                record.eiopts.append(payload)
+                log.info("VTN: %s sent %s for event %s (opt %s)", payload.get("ven_id"), payload.get("opt_type"),
+                         payload.get("event_id"), payload.get("opt_id"))
+                return "oadrCreatedOpt", {"opt_id": payload["opt_id"]}
+
+            @opt_service.handler("oadrCancelOpt")
+            async def cancel_opt(self, payload: dict[str, Any]) -> Any:
+                record.eiopt_cancels.append(payload["opt_id"])
+                log.info("VTN: %s cancelled opt %s", payload.get("ven_id"), payload.get("opt_id"))
+                return "oadrCanceledOpt", {"opt_id": payload["opt_id"]}
+
+        server.app.add_routes([web.post(f"{server.http_path_prefix}/EiOpt", Opts(self.vtn_id).handler)])
 
     def _ven_lookup(self, ven_id: str) -> Optional[dict[str, Any]]:
         for name, known in self.ven_ids.items():

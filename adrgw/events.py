@@ -16,6 +16,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, Protocol
 
 from . import points as P
+from .signals import SignalPoint, value_at
+from .targeting import TARGET_MISMATCH, Identity, describe, is_targeted, target_values
 from .schedule import (ACTIVE, CANCELLED, COMPLETED, FAR, NEAR, STATUS_STATES, Event, evaluate,
                        event_from_dict, event_from_oadr, event_to_dict, merge, with_offset)
 
@@ -37,6 +39,14 @@ class Device(Protocol):
     def set_value(self, name: str, value: Any) -> bool: ...
 
     def set_level(self, value: float) -> bool: ...
+
+
+class OptSink(Protocol):
+    """Where EiOpt opts go (opt.OptService)."""
+
+    async def opted_out(self, events: list[tuple[str, int]]) -> None: ...
+
+    async def opted_in(self) -> None: ...
 
 
 class EventStore(Protocol):
@@ -62,7 +72,10 @@ def _load_events(db: Any) -> list[tuple[str, str]]:
 class EventController:
     def __init__(self, device: Device, store: Optional[EventStore] = None, event_level_name: str = "ADR-Event-Level",
                  signal_name: Optional[str] = None, apply_test_events: bool = False, clock: Clock = utc_now,
-                 rng: Optional[random.Random] = None) -> None:
+                 rng: Optional[random.Random] = None, signal_points: tuple[SignalPoint, ...] = (),
+                 identity: Callable[[], Identity] = Identity) -> None:
+        """``signal_points``: the [signal.NAME] points to keep right; ``identity``: who this VEN is
+        now (its venID is known only once registered), for eiTarget (targeting.py)."""
         self.device = device
         self.store = store
         self.event_level_name = event_level_name
@@ -70,6 +83,9 @@ class EventController:
         self.apply_test_events = apply_test_events
         self.clock = clock
         self.rng = rng or random.Random()
+        self.signal_points = signal_points
+        self.identity = identity
+        self._not_ours_logged: set[tuple[str, str]] = set()
         self.events: dict[str, Event] = {}
         self.opt_out = False
         self._seq = 0
@@ -78,6 +94,8 @@ class EventController:
         self.active_event: Optional[str] = None
         # Set by the VTN link: deliver these opt responses (event_id, modification_number, opt).
         self.send_opts: Optional[Callable[[list[tuple[str, int, str]]], None]] = None
+        # Set by the VTN link: EiOpt (oadrCreateOpt / oadrCancelOpt) for ADR-Opt-Out.
+        self.opts: Optional[OptSink] = None
         # Called with the level whenever it changes (write-through follows the same level).
         self.on_level: Optional[Callable[[float], None]] = None
         self._notified_level: Optional[float] = None
@@ -119,10 +137,17 @@ class EventController:
         parsed: list[Event] = []
         responses: list[OptResponse] = []
         listed: set[str] = set()
+        foreign: set[tuple[str, str]] = set()
         for raw in raw_events:
             descriptor = raw.get("event_descriptor") if isinstance(raw, dict) else None
             event_id = str(descriptor.get("event_id")) if isinstance(descriptor, dict) else None
             mod = descriptor.get("modification_number", 0) if isinstance(descriptor, dict) else 0
+            if event_id and isinstance(raw, dict) and not self._targeted(raw, event_id, mod):
+                # Not for us: moves nothing (and a held event of that id is dropped as no longer
+                # listed for us); answered optOut with 462 Target Mismatch (targeting.py).
+                responses.append((event_id, mod if isinstance(mod, int) else 0, "optOut", TARGET_MISMATCH))
+                foreign.add((event_id, str(mod)))
+                continue
             if event_id:
                 listed.add(event_id)
             try:
@@ -140,6 +165,8 @@ class EventController:
                 continue
             opt = "optOut" if event.opted_out else "optIn"
             responses.append((event.event_id, event.modification_number, opt, 200))
+        # "Logged once" while the VTN keeps listing it; forgetting the others keeps the set bounded.
+        self._not_ours_logged &= foreign
         before = self.events
         self.events, changes = merge(self.events, parsed, self._seq, listed)
         self._seq += len(parsed)
@@ -148,7 +175,21 @@ class EventController:
         if any(c.kind not in ("unchanged",) for c in changes):
             await self._persist()
         self.refresh()
+        if self.opt_out and self.opts is not None:
+            # Events arriving while ADR-Opt-Out is active get their own oadrCreateOpt too.
+            await self.opts.opted_out([(e.event_id, e.modification_number) for e in parsed
+                                       if e.opted_out and e.event_id in self.events])
         return responses
+
+    def _targeted(self, raw: dict[str, Any], event_id: str, mod: Any) -> bool:
+        criteria = target_values(raw)
+        if is_targeted(criteria, self.identity()):
+            return True
+        if (event_id, str(mod)) not in self._not_ours_logged:
+            self._not_ours_logged.add((event_id, str(mod)))
+            log.warning("event %s (modification %s) is not targeted at this VEN (eiTarget: %s): not applied, "
+                        "answered optOut (462)", event_id, mod, describe(criteria))
+        return False
 
     def _prepare(self, event: Event, now: datetime) -> Event:
         """Randomization offset (chosen once per event, kept across modifications and restarts),
@@ -220,6 +261,11 @@ class EventController:
         self.refresh()
         if changed and self.send_opts is not None:
             self.send_opts(changed)
+        if self.opts is not None:
+            if active:
+                await self.opts.opted_out([(event_id, mod) for event_id, mod, _ in changed])
+            else:
+                await self.opts.opted_in()
 
     # -- the points ------------------------------------------------------------------------------------
 
@@ -247,6 +293,8 @@ class EventController:
         d.set_value(P.START_IN, float(round(state.start_in)))
         d.set_value(P.REMAINING, float(round(state.remaining)))
         d.set_value(P.OPT_OUT, self.opt_out)
+        for point in self.signal_points:
+            d.set_value(point.object_name, value_at(self.events.values(), now, point, self.apply_test_events))
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 SIMPLE = "SIMPLE"
+# OpenADR 2.0b: the SIMPLE signal's levels are 0 normal, 1 moderate, 2 high, 3 special.
+SIMPLE_LEVELS = (0.0, 1.0, 2.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,21 @@ class Interval:
 
     def contains(self, now: datetime) -> bool:
         return self.start <= now and (self.end is None or now < self.end)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One eiEventSignal of an event: its name, type and intervals (randomization applied)."""
+
+    name: str
+    type: str
+    intervals: tuple[Interval, ...]
+
+    def interval_at(self, now: datetime) -> Optional[Interval]:
+        for interval in self.intervals:
+            if interval.contains(now):
+                return interval
+        return None
 
 
 # Event status values (OpenADR eventStatus plus 'none'), and the ADR-Event-Status state numbers.
@@ -48,6 +65,11 @@ class Event:
     notification: Optional[timedelta] = None
     cancel_at: Optional[datetime] = None  # a cancelled event ends here (randomized end), None: at once
     opted_out: bool = False
+    # Every signal of the event (the level's one included), for [signal.NAME] points.
+    signals: tuple[Signal, ...] = ()
+    # False when the event has no signal for ADR-Event-Level: ``intervals`` then only give its
+    # timeline (status, countdowns) and the level stays 0 for it.
+    has_level: bool = True
 
     @property
     def start(self) -> Optional[datetime]:
@@ -102,8 +124,11 @@ def with_offset(event: Event, offset: timedelta) -> Event:
     """``event`` with its intervals shifted by the randomization ``offset`` (start_after tolerance)."""
     if not offset:
         return replace(event, offset=timedelta(0))
-    shifted = tuple(Interval(i.start + offset, i.end + offset if i.end else None, i.level) for i in event.intervals)
-    return replace(event, intervals=shifted, offset=offset)
+    def shift(intervals: tuple[Interval, ...]) -> tuple[Interval, ...]:
+        return tuple(Interval(i.start + offset, i.end + offset if i.end else None, i.level) for i in intervals)
+
+    return replace(event, intervals=shift(event.intervals), offset=offset,
+                   signals=tuple(replace(s, intervals=shift(s.intervals)) for s in event.signals))
 
 
 @dataclass(frozen=True)
@@ -163,6 +188,10 @@ def next_boundary(events: Iterable[Event], now: datetime) -> Optional[datetime]:
                 continue
             consider(interval.start)
             consider(interval.end if end is None or interval.end is None else min(interval.end, end))
+        for signal in event.signals:  # [signal.NAME] points change at their own boundaries
+            for interval in signal.intervals:
+                consider(interval.start)
+                consider(interval.end)
         if event.cancel_at is not None and event.cancelled:
             consider(event.cancel_at)
         window = event.near_window
@@ -180,7 +209,11 @@ def evaluate(events: Iterable[Event], now: datetime, apply_test_events: bool = F
         event, interval = winner
         end = event.end
         remaining = (end - now).total_seconds() if end is not None else 0.0
-        return State(level=interval.level, event_id=event.event_id, next_change=next_change, status=ACTIVE,
+        # The level comes from the events that carry the level's signal (an active price-only
+        # event makes the status active but does not put a price on ADR-Event-Level).
+        carrier = winner if event.has_level else active([e for e in events if e.has_level], now)
+        level = carrier[1].level if carrier else 0.0
+        return State(level=level, event_id=event.event_id, next_change=next_change, status=ACTIVE,
                      start_in=0.0, remaining=max(0.0, remaining))
     pending = [e for e in events if e.status(now) in (FAR, NEAR)]
     if not pending:
@@ -263,17 +296,14 @@ def _duration(value: Any, what: str) -> timedelta:
     return value
 
 
-def choose_signal(signals: Sequence[Mapping[str, Any]], name: Optional[str] = None) -> Mapping[str, Any]:
-    """The signal that drives the level: ``name`` if given and present, else SIMPLE, else the first."""
-    if not signals:
-        raise ValueError("event has no signals")
-    if not all(isinstance(signal, Mapping) for signal in signals):
-        raise ValueError("event has a signal that is not a structure")
-    for wanted in ([name] if name else []) + [SIMPLE]:
-        for signal in signals:
-            if str(signal.get("signal_name", "")).upper() == wanted.upper():
-                return signal
-    return signals[0]
+def level_signal(signals: Sequence[Mapping[str, Any]], name: Optional[str] = None) -> Optional[Mapping[str, Any]]:
+    """The signal that drives ADR-Event-Level: the one named ``name`` ([points] signal_name),
+    default SIMPLE; None when the event has none (no other signal is put on the level)."""
+    wanted = (name or SIMPLE).upper()
+    for signal in signals:
+        if str(signal.get("signal_name", "")).upper() == wanted:
+            return signal
+    return None
 
 
 def event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str] = None) -> Event:
@@ -311,7 +341,10 @@ def _event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str]) -> Ev
         signals = signals.get("event_signals", [])
     if not isinstance(signals, list):
         raise ValueError(f"event {event_id}: event_signals is not a list")
-    signal = choose_signal(signals, signal_name)
+    if not signals:
+        raise ValueError(f"event {event_id}: event has no signals")
+    if not all(isinstance(signal, Mapping) for signal in signals):
+        raise ValueError(f"event {event_id}: event has a signal that is not a structure")
 
     active_period = event.get("active_period") or {}
     if not isinstance(active_period, Mapping):
@@ -324,12 +357,25 @@ def _event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str]) -> Ev
     period_start = active_period.get("dtstart")
     cursor = _aware(period_start, f"event {event_id} active_period dtstart") if period_start else None
 
+    parsed = tuple(_signal(event_id, number, signal, cursor) for number, signal in enumerate(signals))
+    level = level_signal(signals, signal_name)
+    timeline = next(p for p, raw in zip(parsed, signals) if raw is level) if level is not None else parsed[0]
+    return Event(event_id=event_id, modification_number=modification_number,
+                 intervals=timeline.intervals, priority=priority,
+                 cancelled=status == "cancelled", test_event=test_event,
+                 signal_name=timeline.name, start_after=start_after,
+                 ramp_up=ramp_up, notification=notification, signals=parsed, has_level=level is not None)
+
+
+def _signal(event_id: str, number: int, signal: Mapping[str, Any], cursor: Optional[datetime]) -> Signal:
+    """One eiEventSignal; ValueError when malformed, or a SIMPLE level outside 0..3."""
+    name = str(signal.get("signal_name", ""))
     raw_intervals = signal.get("intervals") or []
     if not isinstance(raw_intervals, list) or not raw_intervals:
-        raise ValueError(f"event {event_id}: signal has no intervals")
+        raise ValueError(f"event {event_id}: signal {name or number} has no intervals")
     intervals: list[Interval] = []
-    for number, raw in enumerate(raw_intervals):
-        what = f"event {event_id} interval {number}"
+    for index, raw in enumerate(raw_intervals):
+        what = f"event {event_id} signal {name or number} interval {index}"
         if not isinstance(raw, Mapping):
             raise ValueError(f"{what}: not a structure")
         start = raw.get("dtstart")
@@ -343,6 +389,8 @@ def _event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str]) -> Ev
         level = float(payload)
         if level != level or level in (float("inf"), float("-inf")):
             raise ValueError(f"{what}: payload {payload!r} is not finite")
+        if name.upper() == SIMPLE and level not in SIMPLE_LEVELS:
+            raise ValueError(f"{what}: SIMPLE level {payload!r} is not one of 0, 1, 2, 3")
         end = start + duration if duration > timedelta(0) else None
         intervals.append(Interval(start, end, level))
         cursor = end
@@ -350,11 +398,7 @@ def _event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str]) -> Ev
     # An open-ended interval that is followed by another ends where the next one starts.
     intervals = [replace(i, end=intervals[n + 1].start) if i.end is None and n + 1 < len(intervals) else i
                  for n, i in enumerate(intervals)]
-    return Event(event_id=event_id, modification_number=modification_number,
-                 intervals=tuple(intervals), priority=priority,
-                 cancelled=status == "cancelled", test_event=test_event,
-                 signal_name=str(signal.get("signal_name", "")), start_after=start_after,
-                 ramp_up=ramp_up, notification=notification)
+    return Signal(name=name, type=str(signal.get("signal_type", "") or ""), intervals=tuple(intervals))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,6 +423,9 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         "ramp_up": event.ramp_up.total_seconds() if event.ramp_up else None,
         "notification": event.notification.total_seconds() if event.notification else None,
         "cancel_at": _ts(event.cancel_at), "opted_out": event.opted_out,
+        "signals": [[sig.name, sig.type, [[_ts(i.start), _ts(i.end), i.level] for i in sig.intervals]]
+                    for sig in event.signals],
+        "has_level": event.has_level,
     }
 
 
@@ -393,4 +440,9 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         ramp_up=timedelta(seconds=data["ramp_up"]) if data.get("ramp_up") else None,
         notification=timedelta(seconds=data["notification"]) if data.get("notification") else None,
         cancel_at=_dt(data.get("cancel_at")), opted_out=bool(data.get("opted_out", False)),
+        # Records written before [signal.NAME] existed have neither (their level signal only).
+        signals=tuple(Signal(str(name), str(kind), tuple(Interval(_dt(a), _dt(b), float(level))  # type: ignore[arg-type]
+                                                         for a, b, level in intervals))
+                      for name, kind, intervals in data.get("signals", [])),
+        has_level=bool(data.get("has_level", True)),
     )

@@ -34,6 +34,7 @@ from openleadr.messaging import parse_message, validate_xml_schema, validate_xml
 
 from .config import MeterSettings, VenSettings
 from .lograte import DeliverySummary
+from .oadr_fixes import create_party_registration
 from .telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.ven")
@@ -50,6 +51,8 @@ TLS_CIPHERS = ("ECDHE-ECDSA-AES128-SHA256:AES128-SHA256:"
                "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+# OpenADR 2.0b response code for an unexpected ID (venID, vtnID, eventID).
+INVALID_ID = 452
 # Reply content types accepted from a VTN (an empty body carries none).
 XML_CONTENT_TYPES = ("application/xml", "text/xml")
 
@@ -240,10 +243,11 @@ class VtnLink:
         # TELEMETRY_STATUS values by name ('online', 'manual_override'); the names are fixed at start.
         self.status = status or (lambda: {"online": 1.0})
         self.store = store  # remembers the last registration (venID) across restarts
-        self._opts: dict[str, tuple[int, str]] = {}  # event_id -> (modification_number, opt) to send
-        self._opts_pending = asyncio.Event()
         self.client = GatewayClient(settings)
         self.registered = asyncio.Event()
+        # The building's opt changes (ADR-Opt-Out): EiOpt and re-sent oadrCreatedEvent answers.
+        from .opt import OptService  # opt.py builds on this module's transport
+        self.opts = OptService(self.client, self.registered, store, settings.retry_max)
         self.poll_period = timedelta(seconds=10)
         self.report_specifier_id = f"TELEMETRY_USAGE_{meter.resource_id}"
         self.r_id = f"{meter.resource_id}_{meter.measurement}"
@@ -261,6 +265,10 @@ class VtnLink:
         self.registration_attempts = 0
         self.reports_sent = 0
         self.delivery_log = DeliverySummary()  # one INFO line per report, at most one a minute
+        # The registration to carry in the next oadrCreatePartyRegistration (2.0b: "used for
+        # re-registering an existing registration"); None after the VTN cancelled it or refused it.
+        self.previous_registration_id: Optional[str] = None
+        self.vtn_id: Optional[str] = None  # the VTN we registered with; messages from others are refused
 
     @property
     def ven_id(self) -> Optional[str]:
@@ -271,13 +279,16 @@ class VtnLink:
     async def run(self) -> None:
         """Register (retrying forever), then poll until the VTN asks us to register again."""
         backoff = Backoff(RETRY_INITIAL, self.settings.retry_max)
-        if self.store is not None and not self.client.ven_id:
+        if self.store is not None:
             try:
-                self.client.ven_id = await self.store.get("ven_id") or None
+                if not self.client.ven_id:
+                    self.client.ven_id = await self.store.get("ven_id") or None
+                self.previous_registration_id = await self.store.get("registration_id") or None
             except Exception as exc:  # noqa: BLE001
                 log.warning("could not read the last registration from the state store: %s", exc)
+        await self.opts.restore()
         reporter = asyncio.create_task(self._deliver_reports(), name="report-delivery")
-        opts = asyncio.create_task(self._deliver_opts(), name="opt-delivery")
+        opts = asyncio.create_task(self.opts.run(), name="opt-delivery")
         try:
             while True:
                 self.registration_attempts += 1
@@ -316,21 +327,33 @@ class VtnLink:
         _, query = await c._perform_request(
             "EiRegisterParty", c._create_message("oadrQueryRegistration", request_id=utils.generate_id()))
         request_id = (query.get("response") or {}).get("request_id") or utils.generate_id()
-        message_type, payload = await c._perform_request("EiRegisterParty", c._create_message(
-            "oadrCreatePartyRegistration", request_id=request_id, ven_name=c.ven_name, ven_id=c.ven_id,
+        carried = self.previous_registration_id
+        message_type, payload = await c._perform_request("EiRegisterParty", create_party_registration(
+            c, request_id=request_id, ven_name=c.ven_name, ven_id=c.ven_id,
             http_pull_model=True, xml_signature=False, report_only=False, profile_name="2.0b",
-            transport_name="simpleHttp", transport_address=None, registration_id=None))
+            transport_name="simpleHttp", transport_address=None, registration_id=carried))
         code = _response_code(payload)
         if message_type != "oadrCreatedPartyRegistration" or code != 200:
             response = payload.get("response") or {}
+            if carried:
+                # The VTN may have forgotten that registration: the next attempt registers anew.
+                self.previous_registration_id = None
             raise NotRegistered(f"registration refused: {message_type} {code} "
                                 f"{response.get('response_description', '')}".rstrip())
         if not payload.get("registration_id") or not payload.get("ven_id"):
             raise NotRegistered("registration reply without registrationID or venID")
+        if self.settings.ven_id and payload["ven_id"] != self.settings.ven_id:
+            # [ven] ven_id is this VEN's identity at the utility: a reply for another VEN is not ours.
+            raise NotRegistered(f"registration reply carries venID {payload['ven_id']}, not the configured "
+                                f"[ven] ven_id {self.settings.ven_id}: refused")
         if c.ven_id and payload["ven_id"] != c.ven_id:
-            log.warning("VTN assigned venID %s instead of the configured %s", payload["ven_id"], c.ven_id)
+            log.warning("VTN assigned venID %s instead of the previous %s", payload["ven_id"], c.ven_id)
+        if self.vtn_id and payload.get("vtn_id") and payload["vtn_id"] != self.vtn_id:
+            log.warning("registered with vtnID %s (was %s)", payload["vtn_id"], self.vtn_id)
+        self.vtn_id = payload.get("vtn_id") or None
         c.ven_id = payload["ven_id"]
         c.registration_id = payload["registration_id"]
+        self.previous_registration_id = str(c.registration_id)
         freq = payload.get("requested_oadr_poll_freq")
         if isinstance(freq, timedelta) and freq > timedelta(0):
             # 1 s is the practical floor; more than a day is not supported by OpenADR profiles.
@@ -501,6 +524,7 @@ class VtnLink:
             self._reregister.set()
         elif message_type == "oadrCancelPartyRegistration":
             log.warning("VTN cancelled our registration; registering again")
+            self.previous_registration_id = None  # that registration is gone: register anew
             await c._perform_request("EiRegisterParty", c._create_message(
                 "oadrCanceledPartyRegistration", ven_id=c.ven_id, registration_id=c.registration_id,
                 response={"response_code": 200, "response_description": "OK",
@@ -528,6 +552,9 @@ class VtnLink:
         return True
 
     async def _handle_distribution(self, payload: dict[str, Any]) -> None:
+        if self.vtn_id and payload.get("vtn_id") != self.vtn_id:
+            await self._refuse_foreign_vtn(payload)
+            return
         events = payload.get("events") or []
         if not isinstance(events, list):
             log.warning("refused oadrDistributeEvent: events is not a list")
@@ -550,12 +577,26 @@ class VtnLink:
                           "request_id": payload.get("request_id")}))
         except VtnUnreachable as exc:
             log.warning("could not answer the events (%s); the answers will be sent again", exc)
-            self.queue_opts([(str(r["event_id"]), int(r["modification_number"]), str(r["opt_type"]))  # type: ignore[arg-type]
-                             for r in event_responses])
+            self.opts.queue_answers([(str(r["event_id"]), int(r["modification_number"]),  # type: ignore[arg-type]
+                                      str(r["opt_type"])) for r in event_responses])
         except VtnError as exc:
             # The VTN refused our answer (e.g. openleadr's VTN gives HTTP 500 for an event it has
             # already dropped); the events themselves were applied. Not worth re-registering for.
             log.warning("the VTN refused our event responses: %s", exc)
+
+    async def _refuse_foreign_vtn(self, payload: dict[str, Any]) -> None:
+        """2.0b: a vtnID other than the expected one is answered with an error (452 Invalid ID), and
+        nothing in the message is applied."""
+        log.warning("refused oadrDistributeEvent from vtnID %r: registered with %r", payload.get("vtn_id"),
+                    self.vtn_id)
+        c = self.client
+        try:
+            await c._perform_request("EiEvent", c._create_message(
+                "oadrCreatedEvent", ven_id=c.ven_id, event_responses=None,
+                response={"response_code": INVALID_ID, "request_id": payload.get("request_id"),
+                          "response_description": f"unknown vtnID {payload.get('vtn_id')}"}))
+        except VtnError as exc:
+            log.warning("could not send the refusal: %s", exc)
 
     def online(self) -> bool:
         """Registered, and the last poll was answered within 3 poll periods."""
@@ -563,47 +604,6 @@ class VtnLink:
             return False
         age = datetime.now(timezone.utc) - self.last_poll_ok
         return age <= 3 * self.poll_period
-
-    # -- opt changes from the building (ADR-Opt-Out) ------------------------------------------------
-
-    def queue_opts(self, opts: list[tuple[str, int, str]]) -> None:
-        """Tell the VTN (oadrCreatedEvent) about opt changes; retried until the VTN takes them."""
-        for event_id, modification_number, opt in opts:
-            self._opts[event_id] = (modification_number, opt)
-        if self._opts:
-            self._opts_pending.set()
-
-    async def _deliver_opts(self) -> None:
-        backoff = Backoff(RETRY_INITIAL, self.settings.retry_max)
-        while True:
-            await self._opts_pending.wait()
-            await self.registered.wait()
-            sending = dict(self._opts)
-            c = self.client
-            request_id = utils.generate_id()
-            responses = [{"response_code": 200, "response_description": "OK", "request_id": request_id,
-                          "event_id": event_id, "modification_number": mod, "opt_type": opt}
-                         for event_id, (mod, opt) in sending.items()]
-            try:
-                message_type, payload = await c._perform_request("EiEvent", c._create_message(
-                    "oadrCreatedEvent", ven_id=c.ven_id, event_responses=responses,
-                    response={"response_code": 200, "response_description": "OK", "request_id": request_id}))
-                code = _response_code(payload)
-                if message_type not in ("", "oadrResponse") or code not in (None, 200):
-                    raise VtnProtocolError(f"opt change not acknowledged: {message_type} {code}")
-            except VtnError as exc:
-                delay = backoff.next()
-                log.warning("could not send %d opt change(s) to the VTN: %s; retry in %.1f s",
-                            len(sending), exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
-            for event_id, value in sending.items():
-                log.info("VTN told %s for event %s", value[1], event_id)
-                if self._opts.get(event_id) == value:
-                    del self._opts[event_id]
-            if not self._opts:
-                self._opts_pending.clear()
 
     # -- telemetry delivery -------------------------------------------------------------------
 

@@ -71,13 +71,14 @@ def test_priority_lowest_nonzero_wins_zero_is_lowest_ties_to_most_recent() -> No
     assert active([b, newer], T0)[0].event_id == "d"
 
 
-def test_event_from_oadr_prefers_simple_signal_else_first() -> None:
+def test_event_from_oadr_levels_come_from_simple_only() -> None:
     other = {"signal_name": "ELECTRICITY_PRICE", "signal_type": "price",
              "intervals": [{"dtstart": T0, "duration": timedelta(minutes=1), "signal_payload": 0.3}]}
     simple = {"signal_name": "SIMPLE", "signal_type": "level",
               "intervals": [{"dtstart": T0, "duration": timedelta(minutes=1), "signal_payload": 2.0}]}
     assert event_from_oadr(oadr(signals=[other, simple])).intervals[0].level == 2.0
-    assert event_from_oadr(oadr(signals=[other])).intervals[0].level == 0.3
+    price_only = event_from_oadr(oadr(signals=[other]))
+    assert not price_only.has_level and evaluate([price_only], T0).level == 0  # a price is not a level
 
 
 def test_event_from_oadr_fills_missing_interval_starts_from_active_period() -> None:

@@ -15,6 +15,7 @@ from . import points as P
 from .bacnet import GatewayDevice, PointRef
 from .config import Settings
 from .events import EventController
+from .report_service import ReportService
 from .sdnotify import Notifier
 from .store import Store
 from .writer import WriteThrough
@@ -42,8 +43,11 @@ class Gateway:
                                           apply_test_events=s.points.apply_test_events)
         self.samples = SampleQueue(self.store, max_samples=max(1, int(s.state.max_backlog_hours * 3600
                                                                          / s.meter.interval)))
-        self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, status=self.status,
-                            store=self.store, reports=s.reports)
+        self.reports = ReportService(s.meter, s.reports, self.samples, self.store, status=self.status,
+                                     status_report=s.ven.status_report, history_hours=s.state.history_hours,
+                                     retry_max=s.ven.retry_max)
+        self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, store=self.store,
+                            report_service=self.reports)
         self.controller.send_opts = self.link.queue_opts
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
         self.controller.on_level = self.write_through.set_level
@@ -76,9 +80,10 @@ class Gateway:
         return "; ".join(parts)
 
     def status(self) -> dict[str, float]:
-        """TELEMETRY_STATUS values: online (the gateway reports, so it is), and manual override
-        (ADR-Opt-Out active)."""
-        return {"online": 1.0, "manual_override": 1.0 if self.controller.opt_out else 0.0}
+        """TELEMETRY_STATUS values: online (the gateway reports, so it is), manual override
+        (ADR-Opt-Out active) and the level on ADR-Event-Level (oadrLoadControlState level offset)."""
+        return {"online": 1.0, "manual_override": 1.0 if self.controller.opt_out else 0.0,
+                "level": float(self.device.level)}
 
     async def _watch_vtn(self) -> None:
         while True:

@@ -170,7 +170,9 @@ class VtnRecord:
     readings: list[tuple[datetime, float]] = field(default_factory=list)
     opts: list[tuple[str, str]] = field(default_factory=list)
     report_messages: int = 0
-    status: list[tuple[str, datetime, float]] = field(default_factory=list)  # (resource_id, time, value)
+    # TELEMETRY_STATUS: (resource_id, time, oadrPayloadResourceStatus as openleadr parses it:
+    # {'online': bool, 'manual_override': bool, 'load_control_state': {...}})
+    status: list[tuple[str, datetime, dict[str, Any]]] = field(default_factory=list)
     by_resource: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)  # TELEMETRY_USAGE
 
 
@@ -217,7 +219,30 @@ class DemoVtn:
                 server.ssl_context.set_ciphers(tls["ciphers"])
         server.add_handler("on_create_party_registration", self._on_register)
         server.add_handler("on_register_report", self._on_register_report)
+        self._take_resource_status(server)
         return server
+
+    def _take_resource_status(self, server: Any) -> None:
+        """openleadr 0.5.36's VTN reads ``report_payload['value']`` of every interval and fails with
+        KeyError (HTTP 500) on an ``oadrPayloadResourceStatus`` payload (TELEMETRY_STATUS as the
+        schema defines it): record those intervals here and hand openleadr the rest."""
+        reports = server.services["report_service"]
+        original = reports.handlers["oadrUpdateReport"]
+
+        async def update_report(payload: dict[str, Any]) -> Any:
+            for report in payload.get("reports") or []:
+                kept = []
+                for interval in report.get("intervals") or []:
+                    status = (interval.get("report_payload") or {}).get("payload_resource_status")
+                    if status is None:
+                        kept.append(interval)
+                        continue
+                    r_id = interval["report_payload"].get("r_id", "")
+                    self.record.status.append((r_id.rsplit("_status", 1)[0], interval.get("dtstart"), status))
+                report["intervals"] = kept
+            return await original(payload)
+
+        reports.handlers["oadrUpdateReport"] = update_report
 
     def _ven_lookup(self, ven_id: str) -> Optional[dict[str, Any]]:
         for name, known in self.ven_ids.items():

@@ -37,6 +37,9 @@ USAGE, HISTORY, STATUS = "usage", "history", "status"
 # A request without reportInterval starts at the end of what its specifier last delivered;
 # nothing delivered yet: at the oldest kept sample.
 FROM_START = -math.inf
+# Wake this long after a report time: epoch seconds (~1.8e9) carry ~2e-7 s of float error, so
+# waking exactly "at" it could land a hair early and find nothing due.
+WAKE_MARGIN = 1e-4
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,7 @@ def next_wake(request: ReportRequest, now: float, settle: float) -> float:
     t = anchor + steps * request.back
     if request.end is not None:
         t = min(t, request.end)
-    return t + settle
+    return t + settle + WAKE_MARGIN
 
 
 def window(request: ReportRequest, cursor: float, now: float, settle: float) -> Optional[tuple[float, float]]:

@@ -240,7 +240,8 @@ def due_time(request: ReportRequest, now: float, settle: float) -> Optional[floa
         return None
     t = anchor + math.floor((ready - anchor) / request.back + 1e-9) * request.back
     if request.end is not None:
-        t = min(t, request.end)
+        # the end of the reportInterval is a report time too (the last one)
+        t = request.end if ready >= request.end else min(t, request.end)
     return t
 
 

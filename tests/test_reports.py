@@ -140,6 +140,8 @@ def test_only_inside_the_report_interval() -> None:
     assert R.due_time(r, T0 + 20, 0) is None
     assert R.due_time(r, T0 + 95, 0) == T0 + 90
     assert R.due_time(r, T0 + 10_000, 0) == T0 + 120  # the end is the last report time
+    past = request(granularity=10, back=3600, interval=(T0 - 600, 300))  # HISTORY: a window in the past
+    assert R.due_time(past, T0, 0.2) == T0 - 300
     assert R.finished(r, T0 + 120) and not R.finished(r, T0 + 119)
 
 

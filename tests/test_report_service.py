@@ -294,3 +294,61 @@ async def test_hostile_create_reports_are_refused_and_the_gateway_keeps_reportin
     n = len(of(vtn, "tu-1"))
     await vtn.wait_until(lambda: len(of(vtn, "tu-1")) >= n + 2, 10, "reports going on")
     assert gateway.link.registered.is_set()
+
+
+async def test_disk_refusing_the_cursor_commit_is_logged_retried_and_sends_nothing_twice(
+        schema_vtn, clock_meter, start_gateway, tmp_path, caplog) -> None:
+    """A full disk at the moment an acknowledgement is committed: logged at ERROR, the cursor is kept
+    in memory (nothing is resent) and the commit is retried until it lands; the task never dies.
+    The fault is injected into the real store (sqlite's own error for a full disk)."""
+    import sqlite3
+
+    from adrgw import store as S
+
+    vtn = schema_vtn
+    gateway = await started(vtn, clock_meter, start_gateway, tmp_path)
+    vtn.push(vtn.create_report(report_request_xml("tu-1", TU, [METER], S1, S1)))
+    await vtn.wait_until(lambda: len(of(vtn, "tu-1")) >= 2, 10, "reports")
+    caplog.set_level(logging.ERROR, logger="adrgw")
+    real_call, refused = gateway.store.call, []
+
+    async def disk_full_for_commits(fn: Any, *args: Any) -> Any:
+        if fn is S.commit_report_cursor and len(refused) < 3:
+            refused.append(args)
+            raise sqlite3.OperationalError("database or disk is full")
+        return await real_call(fn, *args)
+
+    gateway.store.call = disk_full_for_commits
+    await vtn.wait_until(lambda: len(refused) == 3, 15, "three refused commits")
+    n = len(of(vtn, "tu-1"))
+    await vtn.wait_until(lambda: len(of(vtn, "tu-1")) >= n + 3, 15, "reports after the disk recovered")
+    assert any("state store error" in r.getMessage() and "disk is full" in r.getMessage() for r in caplog.records)
+    t = instants(of(vtn, "tu-1"))
+    assert t == [t[0] + k for k in range(len(t))]  # nothing twice, nothing missing
+    cursor = await real_call(lambda db: db.execute(
+        "SELECT cursor FROM report_requests WHERE request_id = 'tu-1'").fetchone()[0])
+    assert cursor >= t[-3]  # the retried commit reached the disk
+
+
+async def test_openleadr_vtn_granularity_coarser_than_the_meter(meter, start_gateway, tmp_path) -> None:
+    """openleadr's VTN asks for granularity = reportBackDuration = its sampling: at 2 s with a 1 s
+    meter, one interval every 2 s (the sample at each even second), not every sample."""
+    from adrgw.demo import DemoVtn, free_port
+
+    meter.value_fn = clock_value
+    vtn = DemoVtn(port=free_port(), poll_freq=1.0, sampling=2.0)
+    await vtn.start()
+    try:
+        await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+        await asyncio.wait_for(_until(lambda: len(vtn.record.readings) >= 4), 20)
+        stamps = [t.timestamp() for t, _ in vtn.record.readings]
+        assert all(s % 2 == 0 for s in stamps)
+        assert stamps == [stamps[0] + 2 * k for k in range(len(stamps))]
+        assert all(v == clock_value(t.timestamp()) for t, v in vtn.record.readings)
+    finally:
+        await vtn.stop()
+
+
+async def _until(predicate: Any) -> None:
+    while not predicate():
+        await asyncio.sleep(0.05)

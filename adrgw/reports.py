@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 # OpenADR 2.0b response codes (specification table "Response codes").
 OK = 200
@@ -294,7 +294,3 @@ def select(request: ReportRequest, streams: dict[str, str], samples: dict[str, d
         out.extend(row)
     return out, hi
 
-
-def quantize(values: Iterable[tuple[float, float]]) -> dict[float, float]:
-    """Samples keyed by their instant rounded like ``instants`` rounds (exact lookups)."""
-    return {round(t, 6): v for t, v in values}

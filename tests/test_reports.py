@@ -200,3 +200,34 @@ def test_next_wake_is_after_now_and_due_then(back, now, settle) -> None:
     assert wake > T0 + now
     assert R.due_time(r, wake, settle) is not None
     assert R.due_time(r, wake, settle) > (R.due_time(r, T0 + now, settle) or -math.inf)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(st.tuples(st.sampled_from(["accept", "cancel", "follow", "advance"]),
+                              st.sampled_from(["TU", "HU", "TS"]), st.integers(0, 5)), max_size=40))
+def test_request_table_invariants(ops) -> None:
+    """Any sequence of requests, cancellations and acknowledgements: at most one running request per
+    specifier, pending lists exactly the running ones, every running request has a cursor, and a
+    specifier's cursor never moves back when its request is replaced (nothing sent twice)."""
+    table = R.RequestTable()
+    now = T0
+    for op, specifier, n in ops:
+        now += 7
+        rid = f"{specifier}-{n}"
+        if op == "accept":
+            before = {r.specifier_id: table.cursors[i] for i, r in table.requests.items()}
+            r_ids = ["s"] if specifier == "TS" else ["m"]
+            new = R.parse_request(raw(rid, specifier, r_ids, 10, 60), OFFERED, 10)
+            assert isinstance(new, R.ReportRequest)
+            table.accept([new], now, {})
+            if specifier in before:
+                assert table.cursors[rid] == before[specifier]
+        elif op in ("cancel", "follow"):
+            table.cancel(rid, op == "follow")
+        elif table.requests:
+            first = sorted(table.requests)[0]
+            c = table.cursors[first]
+            table.cursors[first] = (now if not math.isfinite(c) else max(c, now))
+        specs = [r.specifier_id for r in table.requests.values()]
+        assert len(specs) == len(set(specs))
+        assert table.pending() == sorted(table.requests) == sorted(table.cursors)

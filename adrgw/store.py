@@ -49,12 +49,14 @@ CREATE TABLE IF NOT EXISTS report_delivered (
 );
 """
 
-# The oldest instant some report still owes the VTN (epoch seconds; -1e300: everything is owed):
-# the cursor of every running usage/history request, and the end of what TELEMETRY_USAGE last
-# delivered (nothing delivered yet: everything). Samples from here on are "undelivered": the
-# backlog bound counts them; older ones are kept [state] history_hours for HISTORY_USAGE.
+# The oldest instant telemetry still owes the VTN (epoch seconds; -1e300: everything is owed): the
+# cursor of every running TELEMETRY_USAGE request, and the end of what TELEMETRY_USAGE last delivered
+# (nothing delivered yet: everything). Samples from here on are "undelivered": the backlog bound counts
+# them and they are never pruned; older ones are kept [state] history_hours, and HISTORY_USAGE
+# requests are answered from what is kept (their cursors do not hold samples back: a history request
+# reaching back a week must not make the backlog bound drop history).
 OWED_FROM_SQL = """SELECT MIN(m) FROM (
-    SELECT COALESCE(cursor, -1e300) AS m FROM report_requests WHERE kind != 'status'
+    SELECT COALESCE(cursor, -1e300) AS m FROM report_requests WHERE kind = 'usage'
     UNION ALL SELECT COALESCE((SELECT MIN(ts) FROM report_delivered), -1e300))"""
 
 

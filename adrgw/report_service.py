@@ -180,13 +180,22 @@ class ReportService:
         """Load the running requests, their cursors and the delivered watermarks from the store."""
         if self._restored:
             return
-        rows, self.delivered = await self.store.call(S.load_report_requests)
+        try:
+            rows, delivered = await self.store.call(S.load_report_requests)
+        except Exception as exc:  # noqa: BLE001 - a broken store must not stop the VTN link; retried
+            log.error("could not read the report requests from the state store (%s); retrying later", exc)
+            return
+        for specifier, ts in delivered.items():
+            self.delivered[specifier] = max(ts, self.delivered.get(specifier, ts))
+        running = {r.specifier_id for r in self.table.requests.values()}
         for body, cursor in rows:
             try:
                 request = R.ReportRequest.from_json(json.loads(body))
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("dropped an unreadable stored report request (%s)", exc)
                 continue
+            if request.specifier_id in running:
+                continue  # the VTN asked again meanwhile: its new request replaced this one
             self.table.requests[request.request_id] = request
             self.table.cursors[request.request_id] = R.FROM_START if cursor is None else cursor
         self._restored = True
@@ -279,12 +288,12 @@ class ReportService:
     async def run(self) -> None:
         """Deliver every running request on its schedule, forever. Failures are logged, backed off
         and retried; they never end the task."""
-        await self.restore()
         delay = RETRY_INITIAL
         failures = 0
         while True:
             await self.transport.registered.wait()
             try:
+                await self.restore()
                 progressed = await self.step(time.time())
             except self.transport.errors as exc:
                 failures += 1

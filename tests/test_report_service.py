@@ -352,3 +352,20 @@ async def test_openleadr_vtn_granularity_coarser_than_the_meter(meter, start_gat
 async def _until(predicate: Any) -> None:
     while not predicate():
         await asyncio.sleep(0.05)
+
+
+async def test_cancel_inside_the_updated_report_is_honoured(schema_vtn, clock_meter, start_gateway,
+                                                            tmp_path) -> None:
+    vtn = schema_vtn
+    gateway = await started(vtn, clock_meter, start_gateway, tmp_path)
+    vtn.push(vtn.create_report(report_request_xml("tu-1", TU, [METER], S1, S1),
+                               report_request_xml("hu-1", HU, [METER], S1, S1)))
+    await vtn.wait_until(lambda: len(of(vtn, "tu-1")) >= 2, 10, "reports")
+    vtn.cancel_in_next_ack = (["tu-1"], False)
+    await vtn.wait_until(lambda: vtn.cancel_in_next_ack is None and "tu-1" not in gateway.reports.table.requests,
+                         10, "the cancel in the acknowledgement")
+    n, cancelled_at = len(of(vtn, "tu-1")), time.time()
+    h = len(of(vtn, "hu-1"))
+    await vtn.wait_until(lambda: len(of(vtn, "hu-1")) >= h + 2, 10, "the other request going on")
+    assert len(of(vtn, "tu-1")) <= n + 1 and all(r.at <= cancelled_at + 0.5 for r in of(vtn, "tu-1"))
+    assert gateway.reports.table.pending() == ["hu-1"]

@@ -143,6 +143,10 @@ async def test_same_specifier_replaces_only_that_request_and_unknown_ids_are_ref
                          "reports going on")
     assert not of(vtn, "tu-3") and not of(vtn, "x-1")
     assert any("ghost" in r.getMessage() for r in caplog.records)
+    # TELEMETRY_STATUS is not offered unless [ven] status_report is on: refused as never offered
+    vtn.push(vtn.create_report(report_request_xml("ts-1", TS, ["device001_status"], S1, S1)))
+    await vtn.wait_until(lambda: len(vtn.created_reports) == 5, 10, "the status refusal")
+    assert vtn.created_reports[4].response_code == 461
 
 
 async def test_cancel_stops_at_once_or_after_one_last_report(schema_vtn, clock_meter, start_gateway,

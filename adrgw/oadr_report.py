@@ -30,12 +30,12 @@ xmlns:xcal="urn:ietf:params:xml:ns:icalendar-2.0" xmlns:strm="urn:ietf:params:xm
 {% for report in reports %}
 <oadr:oadrReport>
 <xcal:dtstart><xcal:date-time>{{ report.dtstart|datetimeformat }}</xcal:date-time></xcal:dtstart>
-<xcal:duration><xcal:duration>{{ report.duration|timedeltaformat }}</xcal:duration></xcal:duration>
+<xcal:duration><xcal:duration>{{ report.duration|adrgw_duration }}</xcal:duration></xcal:duration>
 <strm:intervals>
 {% for i in report.intervals %}
 <ei:interval>
 <xcal:dtstart><xcal:date-time>{{ i.dtstart|datetimeformat }}</xcal:date-time></xcal:dtstart>
-<xcal:duration><xcal:duration>{{ i.duration|timedeltaformat }}</xcal:duration></xcal:duration>
+<xcal:duration><xcal:duration>{{ i.duration|adrgw_duration }}</xcal:duration></xcal:duration>
 <oadr:oadrReportPayload>
 <ei:rID>{{ i.r_id|e }}</ei:rID>
 {% if i.status is not none %}
@@ -66,7 +66,25 @@ xmlns:xcal="urn:ietf:params:xml:ns:icalendar-2.0" xmlns:strm="urn:ietf:params:xm
 </oadr:oadrUpdateReport>
 </oadr:oadrSignedObject>"""
 
+
+
+def duration_text(value: timedelta) -> str:
+    """An xcal duration with fractions of a second kept and zero as PT0S (openleadr's
+    ``timedeltaformat`` drops fractions, PT1.5S -> PT1S, and renders zero as an invalid "P")."""
+    total = value.total_seconds()
+    days, rest = divmod(int(total // 1), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    fraction = round(total - int(total // 1), 6)
+    text = "P" + (f"{days}D" if days else "") + "T"
+    text += (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+    if seconds or fraction or text.endswith("T"):
+        text += f"{seconds + fraction:g}S" if fraction else f"{seconds}S"
+    return text[:-1] if text.endswith("T") else text
+
+
 messaging.TEMPLATES.loader = ChoiceLoader([DictLoader({f"{TEMPLATE}.xml": _XML}), messaging.TEMPLATES.loader])
+messaging.TEMPLATES.filters["adrgw_duration"] = duration_text
 
 
 @dataclass(frozen=True)

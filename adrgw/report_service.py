@@ -147,7 +147,7 @@ class ReportService:
                               duration=timedelta(hours=1), dtstart=now),
                objects.Report(report_specifier_id=self.history_id, report_name=enums.REPORT_NAME.METADATA_HISTORY_USAGE,
                               report_descriptions=descriptions, created_date_time=now,
-                              duration=timedelta(seconds=self.history_seconds), dtstart=now)]
+                              duration=timedelta(seconds=max(1, round(self.history_seconds))), dtstart=now)]
         if self.status_report:
             target = objects.Target(resource_id=m.resource_id)
             period = timedelta(seconds=max(self.cadence, 10))

@@ -231,3 +231,15 @@ def test_request_table_invariants(ops) -> None:
         specs = [r.specifier_id for r in table.requests.values()]
         assert len(specs) == len(set(specs))
         assert table.pending() == sorted(table.requests) == sorted(table.cursors)
+
+
+@given(st.integers(min_value=0, max_value=40 * 86400 * 1000))
+def test_report_durations_keep_fractions_and_zero(ms: int) -> None:
+    """Our oadrUpdateReport renders durations itself: openleadr's formatter drops fractions of a
+    second and renders zero as an invalid 'P'."""
+    from adrgw.oadr_report import duration_text
+
+    from .schema_vtn import parse_duration
+
+    value = timedelta(milliseconds=ms)
+    assert parse_duration(duration_text(value)) == value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -57,6 +58,44 @@ async def test_gateway_registers_polls_and_reports_against_the_schema_vtn(meter,
         assert vtn.created_reports[0].response_code == 200
         assert all(r.report_request_id == "rr-1" for r in vtn.reports)
         assert all(v.value is not None for r in vtn.reports for v in r.intervals)
+        vtn.assert_valid()
+    finally:
+        await vtn.stop()
+
+
+async def test_eiopt_and_fault_hooks_of_the_schema_vtn() -> None:
+    """EiOpt as a VEN would send it (openleadr's own templates), and the fail/delay hooks."""
+    import aiohttp
+    from openleadr.messaging import create_message
+
+    vtn = SchemaVtn()
+    vtn.ven_id = "v1"
+    await vtn.start()
+    try:
+        now = datetime.now(timezone.utc)
+        create = create_message("oadrCreateOpt", opt_id="opt-1", opt_type="optOut", opt_reason="participating",
+                                ven_id="v1", created_date_time=now, request_id="r-1", event_id="e-1",
+                                modification_number=2)
+        cancel = create_message("oadrCancelOpt", request_id="r-2", opt_id="opt-1", ven_id="v1")
+        async with aiohttp.ClientSession() as session:
+            async def post(message: str) -> tuple[int, str]:
+                async with session.post(f"{vtn.url}/EiOpt", data=message) as resp:
+                    return resp.status, await resp.text()
+
+            status, body = await post(create)
+            assert status == 200 and "oadrCreatedOpt" in body and validate(body) == []
+            status, body = await post(cancel)
+            assert status == 200 and "oadrCanceledOpt" in body and validate(body) == []
+            vtn.fail("oadrCancelOpt", status=503)
+            assert (await post(cancel))[0] == 503
+            vtn.delay("oadrCancelOpt", 0.3)
+            started = asyncio.get_running_loop().time()
+            assert (await post(cancel))[0] == 200
+            assert asyncio.get_running_loop().time() - started >= 0.3
+        opt = vtn.opts[0]
+        assert (opt.opt_id, opt.opt_type, opt.event_id, opt.modification_number) == ("opt-1", "optOut", "e-1", 2)
+        assert vtn.opt_cancels == ["opt-1", "opt-1"]  # the failed one was not handled
+        assert len(vtn.messages("oadrCancelOpt")) == 3  # but it was recorded
         vtn.assert_valid()
     finally:
         await vtn.stop()

@@ -662,14 +662,15 @@ class SchemaVtn:
 
     def handle_oadrCreatedEvent(self, r: Received) -> Optional[str]:
         assert r.tree is not None
-        for resp in r.tree.xpath("ei:eiCreatedEvent/ei:eventResponses/ei:eventResponse", namespaces=NS):
+        # eiCreatedEvent is in the payloads (pyld) namespace in 2.0b
+        for resp in r.tree.xpath("pyld:eiCreatedEvent/ei:eventResponses/ei:eventResponse", namespaces=NS):
             code = _first(resp, "ei:responseCode")
             mod = _first(resp, "ei:qualifiedEventID/ei:modificationNumber")
             self.event_responses.append((_first(resp, "ei:qualifiedEventID/ei:eventID") or "",
                                          int(mod) if mod and mod.isdigit() else -1,
                                          _first(resp, "ei:optType") or "",
                                          int(code) if code and code.isdigit() else -1))
-        return self._response_message(request_id=r.text("ei:eiCreatedEvent/ei:eiResponse/pyld:requestID"))
+        return self._response_message(request_id=r.text("pyld:eiCreatedEvent/ei:eiResponse/pyld:requestID"))
 
     # -- EiReport -------------------------------------------------------------------------------
 

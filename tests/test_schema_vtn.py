@@ -58,6 +58,12 @@ async def test_gateway_registers_polls_and_reports_against_the_schema_vtn(meter,
         assert vtn.created_reports[0].response_code == 200
         assert all(r.report_request_id == "rr-1" for r in vtn.reports)
         assert all(v.value is not None for r in vtn.reports for v in r.intervals)
+        # EiEvent: an event pushed on the poll is applied and answered with oadrCreatedEvent
+        start = datetime.now(timezone.utc) + timedelta(seconds=60)
+        vtn.push(vtn.distribute_event(event_xml("ev-1", start, [Signal([2.0], timedelta(minutes=1))])))
+        await vtn.wait_until(lambda: vtn.event_responses, 10, "oadrCreatedEvent")
+        assert vtn.event_responses[0] == ("ev-1", 0, "optIn", 200)
+        assert "ev-1" in gateway.controller.events
         vtn.assert_valid()
     finally:
         await vtn.stop()

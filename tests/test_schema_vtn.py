@@ -50,6 +50,8 @@ async def test_gateway_registers_polls_and_reports_against_the_schema_vtn(meter,
         gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
         await vtn.wait_until(lambda: vtn.offered and vtn.messages("oadrPoll"), 10, "oadrRegisterReport and a poll")
         assert gateway.link.ven_id == "schema-ven-1"
+        reg = vtn.registrations[0]
+        assert (reg["ven_name"], reg["http_pull"], reg["registration_id"]) == ("test-ven", True, None)
         assert [o.report_name for o in vtn.offered][0] == "METADATA_TELEMETRY_USAGE"
         spec = vtn.offered[0]
         vtn.push(vtn.create_report(report_request_xml("rr-1", spec.report_specifier_id, list(spec.r_ids),

@@ -21,6 +21,7 @@ from .metrics import Metrics
 from .web import StatusServer, WebStartError
 from .signals import point_specs as signal_point_specs
 from .targeting import Identity
+from .report_service import ReportService
 from .sdnotify import Notifier
 from .store import Store
 from .writer import WriteThrough
@@ -53,8 +54,11 @@ class Gateway:
                                           signal_points=s.signals, identity=self.identity)
         self.samples = SampleQueue(self.store, max_samples=max(1, int(s.state.max_backlog_hours * 3600
                                                                          / s.meter.interval)))
-        self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, status=self.status,
-                            store=self.store, reports=s.reports)
+        self.reports = ReportService(s.meter, s.reports, self.samples, self.store, status=self.status,
+                                     status_report=s.ven.status_report, history_hours=s.state.history_hours,
+                                     retry_max=s.ven.retry_max)
+        self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, store=self.store,
+                            report_service=self.reports)
         self.controller.send_opts = self.link.opts.queue_answers
         self.controller.opts = self.link.opts
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
@@ -134,9 +138,10 @@ class Gateway:
         return "; ".join(parts)
 
     def status(self) -> dict[str, float]:
-        """TELEMETRY_STATUS values: online (the gateway reports, so it is), and manual override
-        (ADR-Opt-Out active)."""
-        return {"online": 1.0, "manual_override": 1.0 if self.controller.opt_out else 0.0}
+        """TELEMETRY_STATUS values: online (the gateway reports, so it is), manual override
+        (ADR-Opt-Out active) and the level on ADR-Event-Level (oadrLoadControlState level offset)."""
+        return {"online": 1.0, "manual_override": 1.0 if self.controller.opt_out else 0.0,
+                "level": float(self.device.level)}
 
     async def _watch_vtn(self) -> None:
         while True:
@@ -191,7 +196,7 @@ class Gateway:
         if len(self.samples):
             oldest = None
             try:
-                oldest = await self.samples.oldest()
+                oldest = await self.samples.oldest_owed()
             except Exception:  # noqa: BLE001 - only for the log line
                 pass
             log.info("%d sample(s) not yet delivered (oldest %s) are kept in %s for the next start",

@@ -232,6 +232,7 @@ def parse_values(kind: str, text: str) -> tuple[tuple[float, object], ...]:
 class StateSettings:
     directory: str = "./state"
     max_backlog_hours: float = 168.0  # undelivered samples older than this are dropped, oldest first
+    history_hours: float = 168.0  # delivered samples kept this long, for HISTORY_USAGE requests
 
 
 # -- [http] (status page, /metrics, /healthz): parsed in its own block, see parse_http_listen ----
@@ -663,6 +664,7 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
     "state": {
         "directory": (_nonempty, "./state"),
         "max_backlog_hours": (_number(float, 0.0001, 87600), 168.0),
+        "history_hours": (_number(float, 0, 87600), 168.0),
     },
     "logging": {
         "level": (_log_level, "INFO"),

@@ -179,7 +179,9 @@ class VtnRecord:
     readings: list[tuple[datetime, float]] = field(default_factory=list)
     opts: list[tuple[str, str]] = field(default_factory=list)
     report_messages: int = 0
-    status: list[tuple[str, datetime, float]] = field(default_factory=list)  # (resource_id, time, value)
+    # TELEMETRY_STATUS: (resource_id, time, oadrPayloadResourceStatus as openleadr parses it:
+    # {'online': bool, 'manual_override': bool, 'load_control_state': {...}})
+    status: list[tuple[str, datetime, dict[str, Any]]] = field(default_factory=list)
     by_resource: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)  # TELEMETRY_USAGE
     eiopts: list[dict[str, Any]] = field(default_factory=list)  # oadrCreateOpt payloads (opt_id, event_id, ...)
     eiopt_cancels: list[str] = field(default_factory=list)  # optIDs of oadrCancelOpt
@@ -231,6 +233,7 @@ class DemoVtn:
         server.add_handler("on_create_party_registration", self._on_register)
         server.add_handler("on_register_report", self._on_register_report)
         self._route_eiopt(server)
+        self._take_resource_status(server)
         return server
 
     def _route_eiopt(self, server: Any) -> None:
@@ -258,6 +261,28 @@ class DemoVtn:
                 return "oadrCanceledOpt", {"opt_id": payload["opt_id"]}
 
         server.app.add_routes([web.post(f"{server.http_path_prefix}/EiOpt", Opts(self.vtn_id).handler)])
+
+    def _take_resource_status(self, server: Any) -> None:
+        """openleadr 0.5.36's VTN reads ``report_payload['value']`` of every interval and fails with
+        KeyError (HTTP 500) on an ``oadrPayloadResourceStatus`` payload (TELEMETRY_STATUS as the
+        schema defines it): record those intervals here and hand openleadr the rest."""
+        reports = server.services["report_service"]
+        original = reports.handlers["oadrUpdateReport"]
+
+        async def update_report(payload: dict[str, Any]) -> Any:
+            for report in payload.get("reports") or []:
+                kept = []
+                for interval in report.get("intervals") or []:
+                    status = (interval.get("report_payload") or {}).get("payload_resource_status")
+                    if status is None:
+                        kept.append(interval)
+                        continue
+                    r_id = interval["report_payload"].get("r_id", "")
+                    self.record.status.append((r_id.rsplit("_status", 1)[0], interval.get("dtstart"), status))
+                report["intervals"] = kept
+            return await original(payload)
+
+        reports.handlers["oadrUpdateReport"] = update_report
 
     def _ven_lookup(self, ven_id: str) -> Optional[dict[str, Any]]:
         for name, known in self.ven_ids.items():

@@ -43,7 +43,7 @@ async def collect(gateway: "Gateway", running: bool = True) -> dict[str, Any]:
     oldest: Optional[datetime] = None
     storage_ok = True
     try:
-        oldest = await samples.oldest()
+        oldest = await samples.oldest_owed()
     except Exception:  # noqa: BLE001 - a failing disk is itself a fact to report
         storage_ok = False
     last = sampler.last_sample
@@ -96,7 +96,7 @@ async def run(gateway: "Gateway") -> None:
     while True:
         await write(gateway)
         try:
-            oldest = await gateway.samples.oldest() if len(gateway.samples) else None
+            oldest = await gateway.samples.oldest_owed() if len(gateway.samples) else None
         except Exception:  # noqa: BLE001
             oldest = None
         line = notice.check(time.monotonic(), gateway.link.online(), len(gateway.samples), oldest)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
+from .store import OWED_FROM_SQL
+
 if TYPE_CHECKING:
     from .store import Store
 
@@ -28,11 +30,13 @@ class Sample:
 
 
 class SampleQueue:
-    """Samples not yet acknowledged by the VTN, oldest first, durable in the Store (sqlite).
+    """Samples, durable in the Store (sqlite), each stored once whatever reports use it.
 
-    Bounded to ``max_samples``: when full, the oldest samples are dropped and counted, with at most
-    one warning per hour saying how many, so a long VTN outage cannot fill the disk. Nothing per
-    sample is kept in memory: only the count.
+    A sample is "undelivered" while some report still owes it to the VTN (store.OWED_FROM_SQL);
+    ``len()`` counts those. Undelivered samples are bounded to ``max_samples``: when full, the oldest
+    are dropped and counted, with at most one warning per hour saying how many, so a long VTN outage
+    cannot fill the disk. Delivered samples stay for [state] history_hours (HISTORY_USAGE), then
+    ``prune`` removes them. Nothing per sample is kept in memory: only the count.
     """
 
     WARN_EVERY = 3600.0  # seconds between "dropped" warnings
@@ -49,7 +53,7 @@ class SampleQueue:
         self._last_warning: Optional[float] = None
 
     async def open(self) -> None:
-        self._count = await self._store.call(lambda db: db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        self._count = await self._store.call(_count_owed)
         if self._count:
             self._nonempty.set()
             log.info("%d undelivered sample(s) from before the restart are queued for the VTN", self._count)
@@ -69,12 +73,12 @@ class SampleQueue:
         def _put(db: Any) -> tuple[int, int, int]:
             with db:  # one transaction: insert and trim
                 cur = db.executemany("INSERT OR IGNORE INTO samples (stream, ts, value) VALUES (?, ?, ?)", rows)
-                count = db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+                count = _count_owed(db)
                 dropped = 0
                 if count > limit:
                     dropped = count - limit
-                    db.execute("DELETE FROM samples WHERE id IN (SELECT id FROM samples ORDER BY id LIMIT ?)",
-                               (dropped,))
+                    db.execute(f"DELETE FROM samples WHERE id IN (SELECT id FROM samples WHERE ts >= ({OWED_FROM_SQL}) "
+                               "ORDER BY ts, id LIMIT ?)", (dropped,))
                     count = limit
                 return cur.rowcount, count, dropped
 
@@ -120,7 +124,7 @@ class SampleQueue:
         def _ack(db: Any) -> tuple[int, int]:
             with db:
                 cur = db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in ids])
-                return cur.rowcount, db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+                return cur.rowcount, _count_owed(db)
 
         removed, self._count = await self._store.call(_ack)
         self.delivered += max(0, removed)
@@ -130,10 +134,57 @@ class SampleQueue:
     async def wait(self) -> None:
         await self._nonempty.wait()
 
-    async def oldest(self) -> Optional[datetime]:
+    async def oldest_owed(self) -> Optional[datetime]:
         """The cadence instant of the oldest sample not yet delivered (None when none waits)."""
-        ts = await self._store.call(lambda db: db.execute("SELECT MIN(ts) FROM samples").fetchone()[0])
+        ts = await self._store.call(lambda db: db.execute(
+            f"SELECT MIN(ts) FROM samples WHERE ts >= ({OWED_FROM_SQL})").fetchone()[0])
         return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
+
+    # -- reads and upkeep for the report service (adrgw/report_service.py) ------------------------
+
+    async def window(self, streams: list[str], lo: float, hi: float, limit: int,
+                     granularity: float) -> dict[str, dict[float, float]]:
+        """Samples of ``streams`` at instants on the ``granularity`` grid (multiples from the epoch,
+        to the millisecond) in [lo, hi), at most ``limit`` per stream, by stream and instant (rounded
+        as reports.instants rounds)."""
+        step_ms = max(1, round(granularity * 1000))
+
+        def _window(db: Any) -> list[tuple[str, float, float]]:
+            out: list[tuple[str, float, float]] = []
+            for stream in streams:
+                out += db.execute("SELECT stream, ts, value FROM samples WHERE stream = ? AND ts >= ? AND ts < ? "
+                                  "AND CAST(round(ts * 1000) AS INTEGER) % ? = 0 ORDER BY ts LIMIT ?",
+                                  (stream, lo, hi, step_ms, limit)).fetchall()
+            return out
+
+        if not streams:
+            return {}
+        result: dict[str, dict[float, float]] = {s: {} for s in streams}
+        for stream, ts, value in await self._store.call(_window):
+            result[stream][round(ts, 6)] = value
+        return result
+
+    async def oldest(self, streams: list[str]) -> Optional[float]:
+        """The instant of the oldest kept sample of ``streams`` (None: none kept)."""
+        marks = ",".join("?" * len(streams))
+        return await self._store.call(lambda db: db.execute(
+            f"SELECT MIN(ts) FROM samples WHERE stream IN ({marks})", streams).fetchone()[0]) if streams else None
+
+    @property
+    def store(self) -> "Store":
+        return self._store
+
+    async def recount(self) -> None:
+        """Count undelivered samples again (a report cursor moved)."""
+        self._count = await self._store.call(_count_owed)
+        if self._count:
+            self._nonempty.set()
+        else:
+            self._nonempty.clear()
+
+
+def _count_owed(db: Any) -> int:
+    return int(db.execute(f"SELECT COUNT(*) FROM samples WHERE ts >= ({OWED_FROM_SQL})").fetchone()[0])
 
 
 ReadFn = Callable[[], Awaitable[float]]

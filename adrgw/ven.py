@@ -9,9 +9,9 @@ ourselves because its ``run()`` has gaps a gateway cannot live with (DESIGN.md s
   overall deadline: ``GatewayClient._perform_request`` raises typed errors with a hard timeout and
   a bounded reply size instead, so callers can tell "delivered" from "lost".
 * its report path calls a callback on a cron and cannot represent a missing reading (None raises,
-  [] makes openleadr's VTN answer 500, NaN fails the schema): we register the report and send
-  oadrUpdateReport ourselves from the sample queue, and a sample leaves the queue only when the
-  VTN answered oadrUpdatedReport with 200.
+  [] makes openleadr's VTN answer 500, NaN fails the schema) nor serve several report requests:
+  the report service (``report_service.py``, pure schedule in ``reports.py``) does that; this
+  module only hands it the EiReport messages and the transport.
 * it never applies implied cancellation and has no callback at interval boundaries: events go to
   ``on_distribution`` (our schedule logic) with the whole list the VTN sent.
 """
@@ -23,26 +23,22 @@ import logging
 import random
 import re
 import ssl
-import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable, Optional
 
 import aiohttp
-from openleadr import OpenADRClient, enums, errors, objects, utils
+from openleadr import OpenADRClient, errors, utils
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 
 from .config import MeterSettings, VenSettings
-from .lograte import DeliverySummary
 from .oadr_fixes import create_party_registration
+from .report_service import ReportService, Transport
 from .telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.ven")
 
 # A VTN reply larger than this is refused (a DistributeEvent with many events is ~100 kB).
 MAX_REPLY_BYTES = 4 * 1024 * 1024
-# Samples per oadrUpdateReport when draining a backlog: 1 h of 10 s samples, ~60 kB of XML.
-MAX_BATCH = 360
 # First retry delay after a failed registration or delivery; doubled up to [ven] retry_max.
 RETRY_INITIAL = 1.0
 # TLS 1.2+ with the two suites OpenADR 2.0b certification names first (TLS_ECDHE_ECDSA_WITH_AES_128_
@@ -218,13 +214,6 @@ def _response_code(payload: dict[str, Any]) -> Optional[int]:
         return None
 
 
-@dataclass
-class ReportRequest:
-    report_request_id: str
-    granularity: Optional[timedelta]
-    r_ids: Optional[frozenset[str]] = None  # the data points the VTN asked for; None: all
-
-
 OptResponse = tuple[str, int, str, int]  # event_id, modification_number, opt_type, response_code
 DistributionHandler = Callable[[list[dict[str, Any]]], Awaitable[list[OptResponse]]]
 
@@ -235,13 +224,11 @@ class VtnLink:
     def __init__(self, settings: VenSettings, meter: MeterSettings, samples: SampleQueue,
                  on_distribution: DistributionHandler,
                  status: Optional[Callable[[], dict[str, float]]] = None, store: Any = None,
-                 reports: tuple[Any, ...] = ()) -> None:
+                 reports: tuple[Any, ...] = (), report_service: Optional[ReportService] = None) -> None:
         self.settings = settings
         self.meter = meter
         self.samples = samples
         self.on_distribution = on_distribution
-        # TELEMETRY_STATUS values by name ('online', 'manual_override'); the names are fixed at start.
-        self.status = status or (lambda: {"online": 1.0})
         self.store = store  # remembers the last registration (venID) across restarts
         self.client = GatewayClient(settings)
         self.registered = asyncio.Event()
@@ -249,22 +236,17 @@ class VtnLink:
         from .opt import OptService  # opt.py builds on this module's transport
         self.opts = OptService(self.client, self.registered, store, settings.retry_max)
         self.poll_period = timedelta(seconds=10)
-        self.report_specifier_id = f"TELEMETRY_USAGE_{meter.resource_id}"
-        self.r_id = f"{meter.resource_id}_{meter.measurement}"
-        self.report_points = reports  # [report.NAME] points: one more data point (r_id NAME) each
-        self._stream_r_ids = {"": self.r_id, **{p.name: p.name for p in reports}}
-        self._unrequested_logged: set[str] = set()
-        self.status_specifier_id = f"TELEMETRY_STATUS_{meter.resource_id}"
-        self.report_request: Optional[ReportRequest] = None
-        self.status_request: Optional[ReportRequest] = None
-        self._status_task: Optional[asyncio.Task[None]] = None
-        self._report_ready = asyncio.Event()
         self._reregister = asyncio.Event()
+        # The report service: the Gateway passes one; built here for callers that only have a queue.
+        self.reports = report_service or ReportService(
+            meter, tuple(reports), samples, samples.store, status=status,
+            status_report=settings.status_report, retry_max=settings.retry_max)
+        self.reports.attach(Transport(
+            exchange=self.client._perform_request, create_message=self.client._create_message,
+            ven_id=lambda: self.client.ven_id, registered=self.registered, reregister=self._reregister.set,
+            errors=(VtnError,), not_registered=NotRegistered))
         self.last_poll_ok: Optional[datetime] = None
-        self.last_delivery: Optional[datetime] = None
         self.registration_attempts = 0
-        self.reports_sent = 0
-        self.delivery_log = DeliverySummary()  # one INFO line per report, at most one a minute
         # The registration to carry in the next oadrCreatePartyRegistration (2.0b: "used for
         # re-registering an existing registration"); None after the VTN cancelled it or refused it.
         self.previous_registration_id: Optional[str] = None
@@ -273,6 +255,14 @@ class VtnLink:
     @property
     def ven_id(self) -> Optional[str]:
         return self.client.ven_id
+
+    @property
+    def last_delivery(self) -> Optional[datetime]:
+        return self.reports.last_delivery
+
+    @property
+    def reports_sent(self) -> int:
+        return self.reports.reports_sent
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -287,7 +277,7 @@ class VtnLink:
             except Exception as exc:  # noqa: BLE001
                 log.warning("could not read the last registration from the state store: %s", exc)
         await self.opts.restore()
-        reporter = asyncio.create_task(self._deliver_reports(), name="report-delivery")
+        reporter = asyncio.create_task(self.reports.run(), name="report-delivery")
         opts = asyncio.create_task(self.opts.run(), name="opt-delivery")
         try:
             while True:
@@ -308,7 +298,6 @@ class VtnLink:
                     log.info("re-registering with the VTN")
                     self._unregister_locally()
         finally:
-            self._set_status_request(None)
             reporter.cancel()
             opts.cancel()
             await asyncio.gather(reporter, opts, return_exceptions=True)
@@ -317,9 +306,6 @@ class VtnLink:
     def _unregister_locally(self) -> None:
         self.registered.clear()
         self.client.registration_id = None
-        self.report_request = None
-        self._report_ready.clear()
-        self._set_status_request(None)
 
     async def register(self) -> None:
         """oadrQueryRegistration + oadrCreatePartyRegistration; raises VtnError unless registered."""
@@ -369,90 +355,8 @@ class VtnLink:
             except Exception as exc:  # noqa: BLE001
                 log.warning("could not save the registration to the state store: %s", exc)
 
-    def _status_metadata_report(self) -> objects.Report:
-        target = objects.Target(resource_id=self.meter.resource_id)
-        period = timedelta(seconds=max(self.meter.interval, 10))
-        descriptions = [objects.ReportDescription(
-            r_id=self._status_r_id(name), market_context=None, reading_type=enums.READING_TYPE.X_NOT_APPLICABLE,
-            report_subject=target, report_data_source=target, report_type=enums.REPORT_TYPE.X_RESOURCE_STATUS,
-            sampling_rate=objects.SamplingRate(min_period=period, max_period=timedelta(hours=1), on_change=False),
-            measurement=None) for name in self.status()]
-        return objects.Report(report_specifier_id=self.status_specifier_id,
-                              report_name=enums.REPORT_NAME.METADATA_TELEMETRY_STATUS,
-                              report_descriptions=descriptions, created_date_time=datetime.now(timezone.utc),
-                              duration=timedelta(hours=1), dtstart=datetime.now(timezone.utc))
-
-    def _status_r_id(self, name: str) -> str:
-        return f"{self.meter.resource_id}_{name}"
-
-    def _description(self, r_id: str, resource_id: str, measurement_name: str,
-                     unit_scale: tuple[str, str]) -> objects.ReportDescription:
-        unit, scale = unit_scale
-        base = enums.MEASUREMENTS[measurement_name.upper()]
-        measurement = objects.Measurement(name=base.name, description=base.description, unit=unit,
-                                          acceptable_units=base.acceptable_units, scale=scale,
-                                          power_attributes=base.power_attributes)
-        target = objects.Target(resource_id=resource_id)
-        period = timedelta(seconds=self.meter.interval)
-        return objects.ReportDescription(
-            r_id=r_id, market_context=None, reading_type=enums.READING_TYPE.DIRECT_READ,
-            report_subject=target, report_data_source=target, report_type=enums.REPORT_TYPE.READING,
-            sampling_rate=objects.SamplingRate(min_period=period, max_period=period, on_change=False),
-            measurement=measurement)
-
-    def _metadata_report(self) -> objects.Report:
-        m = self.meter
-        descriptions = [self._description(self.r_id, m.resource_id, m.measurement, m.oadr_unit_scale)]
-        descriptions += [self._description(p.name, p.resource_id, p.measurement, p.oadr_unit_scale)
-                         for p in self.report_points]
-        return objects.Report(report_specifier_id=self.report_specifier_id,
-                              report_name=enums.REPORT_NAME.METADATA_TELEMETRY_USAGE,
-                              report_descriptions=descriptions, created_date_time=datetime.now(timezone.utc),
-                              duration=timedelta(hours=1), dtstart=datetime.now(timezone.utc))
-
     async def register_reports(self) -> None:
-        c = self.client
-        reports = [self._metadata_report()]
-        if self.settings.status_report:
-            reports.append(self._status_metadata_report())
-        _, payload = await c._perform_request("EiReport", c._create_message(
-            "oadrRegisterReport", request_id=utils.generate_id(), ven_id=c.ven_id,
-            reports=reports, report_request_id=0))
-        requests = payload.get("report_requests") or []
-        if requests:
-            await self._accept_report_requests(payload)
-        else:
-            log.warning("the VTN did not request the telemetry report yet; samples are kept until it does")
-
-    async def _accept_report_requests(self, payload: dict[str, Any]) -> None:
-        """Take the VTN's oadrReportRequest(s) for our report and confirm with oadrCreatedReport."""
-        c = self.client
-        pending = []
-        for request in payload.get("report_requests") or []:
-            specifier = request.get("report_specifier") or {}
-            request_id = request.get("report_request_id")
-            pending.append({"report_request_id": request_id})
-            granularity = specifier.get("granularity")
-            granularity = granularity if isinstance(granularity, timedelta) else None
-            if specifier.get("report_specifier_id") == self.report_specifier_id and request_id:
-                wanted = frozenset(str(p.get("r_id")) for p in specifier.get("specifier_payloads") or []
-                                   if isinstance(p, dict) and p.get("r_id"))
-                self.report_request = ReportRequest(str(request_id), granularity, wanted or None)
-                self._report_ready.set()
-                log.info("VTN requested telemetry report %s (reportRequestID %s)",
-                         self.report_specifier_id, request_id)
-            elif specifier.get("report_specifier_id") == self.status_specifier_id and request_id:
-                self._set_status_request(ReportRequest(str(request_id), granularity))
-                log.info("VTN requested status report %s (reportRequestID %s) every %s",
-                         self.status_specifier_id, request_id, granularity)
-            else:
-                log.warning("VTN requested unknown report %r; ignored", specifier.get("report_specifier_id"))
-        request_id = payload.get("request_id") or (payload.get("response") or {}).get("request_id") \
-            or utils.generate_id()
-        await c._perform_request("EiReport", c._create_message(
-            "oadrCreatedReport", response={"response_code": 200, "response_description": "OK",
-                                           "request_id": request_id},
-            ven_id=c.ven_id, pending_reports=pending))
+        await self.reports.register_reports()
 
     async def request_events(self) -> None:
         c = self.client
@@ -515,7 +419,7 @@ class VtnLink:
         if message_type == "oadrDistributeEvent":
             await self._handle_distribution(payload)
         elif message_type == "oadrCreateReport":
-            await self._accept_report_requests(payload)
+            await self.reports.handle_create_report(payload)
         elif message_type == "oadrRequestReregistration":
             log.info("VTN requested re-registration")
             await c._perform_request("EiRegisterParty", c._create_message(
@@ -531,15 +435,7 @@ class VtnLink:
                           "request_id": payload.get("request_id")}))
             self._reregister.set()
         elif message_type == "oadrCancelReport":
-            request_id = payload.get("report_request_id")
-            log.info("VTN cancelled report request %s", request_id)
-            if self.report_request and self.report_request.report_request_id == request_id:
-                self.report_request = None
-                self._report_ready.clear()
-            await c._perform_request("EiReport", c._create_message(
-                "oadrCanceledReport", ven_id=c.ven_id, report_request_id=request_id, pending_reports=[],
-                response={"response_code": 200, "response_description": "OK",
-                          "request_id": payload.get("request_id")}))
+            await self.reports.handle_cancel_report(payload)
         elif message_type == "oadrRegisterReport":
             # The VTN offering its own reports: not used by a gateway; answer politely, request none.
             await c._perform_request("EiReport", c._create_message(
@@ -605,120 +501,3 @@ class VtnLink:
         age = datetime.now(timezone.utc) - self.last_poll_ok
         return age <= 3 * self.poll_period
 
-    # -- telemetry delivery -------------------------------------------------------------------
-
-    async def _deliver_reports(self) -> None:
-        """Send queued samples oldest first, in batches; a batch is removed only once acknowledged."""
-        backoff = Backoff(RETRY_INITIAL, self.settings.retry_max)
-        failures = 0
-        while True:
-            await self.samples.wait()
-            await self._report_ready.wait()
-            batch = await self.samples.peek_streams(MAX_BATCH)
-            if not batch:
-                continue
-            try:
-                await self.send_report([(stream, sample) for _, stream, sample in batch])
-            except VtnError as exc:
-                failures += 1
-                delay = backoff.next()
-                if failures == 1 or failures % 20 == 0:
-                    log.warning("report delivery failed (%d in a row, %d sample(s) kept): %s; retry in %.1f s",
-                                failures, len(self.samples), exc, delay)
-                if isinstance(exc, NotRegistered):
-                    self._reregister.set()
-                await asyncio.sleep(delay)
-                continue
-            await self.samples.ack(batch)
-            backoff.reset()
-            if failures:
-                log.info("report delivery works again after %d failure(s)", failures)
-            failures = 0
-
-    def _set_status_request(self, request: Optional[ReportRequest]) -> None:
-        self.status_request = request
-        if self._status_task is not None:
-            self._status_task.cancel()
-            self._status_task = None
-        if request is not None:
-            self._status_task = asyncio.create_task(self._send_status_periodically(request), name="status-report")
-
-    async def _send_status_periodically(self, request: ReportRequest) -> None:
-        """TELEMETRY_STATUS on the VTN's cadence. Status is a current fact, not history: a status
-        report that cannot be delivered is not queued (the next one supersedes it)."""
-        period = (request.granularity or timedelta(seconds=60)).total_seconds()
-        period = max(period, 1.0)
-        while True:
-            try:
-                await self.send_status(request)
-            except VtnError as exc:
-                log.debug("status report not delivered: %s", exc)
-            await asyncio.sleep(period)
-
-    async def send_status(self, request: ReportRequest) -> None:
-        c = self.client
-        now = datetime.now(timezone.utc).replace(microsecond=0)
-        intervals = [objects.ReportInterval(dtstart=now, report_payload=objects.ReportPayload(
-            r_id=self._status_r_id(name), value=float(value))) for name, value in self.status().items()]
-        report = objects.Report(report_specifier_id=self.status_specifier_id,
-                                report_request_id=request.report_request_id,
-                                report_name=enums.REPORT_NAME.TELEMETRY_STATUS, intervals=intervals,
-                                dtstart=now, created_date_time=datetime.now(timezone.utc))
-        message_type, payload = await c._perform_request("EiReport", c._create_message(
-            "oadrUpdateReport", ven_id=c.ven_id, request_id=utils.generate_id(), reports=[report]))
-        if message_type != "oadrUpdatedReport":
-            raise VtnProtocolError(f"status report not acknowledged: {message_type}")
-
-    async def send_report(self, batch: list[Any]) -> None:
-        """Send ``batch`` ((stream, Sample) pairs, or plain [meter] Samples) as one oadrUpdateReport.
-
-        Samples of data points the VTN did not request are acknowledged without being sent (said
-        once per point): the VTN does not want them and they must not fill the queue.
-        """
-        request = self.report_request
-        if request is None:
-            raise VtnProtocolError("no report request from the VTN")
-        c = self.client
-        granularity = request.granularity or timedelta(seconds=self.meter.interval)
-        pairs = [item if isinstance(item, tuple) else ("", item) for item in batch]
-        intervals = []
-        for stream, s in pairs:
-            r_id = self._stream_r_ids.get(stream)
-            if r_id is None or (request.r_ids is not None and r_id not in request.r_ids):
-                if stream not in self._unrequested_logged:
-                    self._unrequested_logged.add(stream)
-                    log.warning("the VTN did not request data point %r; its samples are not sent", r_id or stream)
-                continue
-            intervals.append(objects.ReportInterval(dtstart=s.timestamp, duration=granularity,
-                                                    report_payload=objects.ReportPayload(r_id=r_id, value=s.value)))
-        if not intervals:
-            return  # nothing the VTN asked for (an empty report would get HTTP 500 from openleadr's VTN)
-        batch = [s for _, s in pairs]
-        report = objects.Report(report_specifier_id=self.report_specifier_id,
-                                report_request_id=request.report_request_id,
-                                report_name=enums.REPORT_NAME.TELEMETRY_USAGE, intervals=intervals,
-                                dtstart=batch[0].timestamp,
-                                duration=batch[-1].timestamp - batch[0].timestamp + granularity,
-                                created_date_time=datetime.now(timezone.utc))
-        message_type, payload = await c._perform_request("EiReport", c._create_message(
-            "oadrUpdateReport", ven_id=c.ven_id, request_id=utils.generate_id(), reports=[report]))
-        code = _response_code(payload)
-        if message_type == "oadrRequestReregistration":
-            raise NotRegistered("the VTN does not know this VEN any more (oadrRequestReregistration)")
-        if message_type != "oadrUpdatedReport" or code not in (None, 200):
-            if code in (452, 463):
-                raise NotRegistered(f"report refused: {code}")
-            raise VtnProtocolError(f"report not acknowledged: {message_type} {code}")
-        self.reports_sent += 1
-        self.last_delivery = datetime.now(timezone.utc)
-        line = self.delivery_log.delivered(time.monotonic(), len(batch), batch[0].timestamp, batch[-1].timestamp)
-        if line:
-            log.info("%s", line)
-        else:
-            log.debug("report delivered: %d sample(s) %s .. %s", len(batch), batch[0].timestamp.isoformat(),
-                      batch[-1].timestamp.isoformat())
-        cancel = payload.get("cancel_report")
-        if cancel:
-            log.info("VTN cancelled the report in its acknowledgement")
-            self.report_request = None
-            self._report_ready.clear()

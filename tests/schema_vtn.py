@@ -37,7 +37,8 @@ ven_id="schema-ven-1", registration_id="schema-reg-1")``
 * Reports (EiReport): oadrRegisterReport -> ``vtn.offered`` (``OfferedReport`` per metadata report)
   and oadrRegisteredReport carrying ``vtn.on_register_report(offered)`` report requests (a callable
   returning ``report_request_xml`` fragments; default: none); oadrUpdateReport -> each report parsed
-  into ``vtn.reports`` (``ParsedReport``), answered oadrUpdatedReport 200; oadrCreatedReport ->
+  into ``vtn.reports`` (``ParsedReport``), answered oadrUpdatedReport 200 (carrying an
+  oadrCancelReport once when ``vtn.cancel_in_next_ack = ([ids], report_to_follow)``); oadrCreatedReport ->
   ``vtn.created_reports`` (``AckedReport``: response code, description, pending reportRequestIDs),
   oadrCanceledReport -> ``vtn.canceled_reports``; both answered oadrResponse 200.
 * Opts (EiOpt): oadrCreateOpt -> ``vtn.opts`` (``ParsedOpt``) and oadrCreatedOpt; oadrCancelOpt ->
@@ -463,6 +464,8 @@ class SchemaVtn:
         self.opt_cancels: list[str] = []
         self._faults: dict[str, list[tuple[str, float]]] = {}
         self._invalid_ok: list[str] = []
+        # (reportRequestIDs, reportToFollow): an oadrCancelReport inside the next oadrUpdatedReport
+        self.cancel_in_next_ack: Optional[tuple[list[str], bool]] = None
         self._runner: Optional[web.AppRunner] = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -659,14 +662,15 @@ class SchemaVtn:
 
     def handle_oadrCreatedEvent(self, r: Received) -> Optional[str]:
         assert r.tree is not None
-        for resp in r.tree.xpath("ei:eiCreatedEvent/ei:eventResponses/ei:eventResponse", namespaces=NS):
+        # eiCreatedEvent is in the payloads (pyld) namespace in 2.0b
+        for resp in r.tree.xpath("pyld:eiCreatedEvent/ei:eventResponses/ei:eventResponse", namespaces=NS):
             code = _first(resp, "ei:responseCode")
             mod = _first(resp, "ei:qualifiedEventID/ei:modificationNumber")
             self.event_responses.append((_first(resp, "ei:qualifiedEventID/ei:eventID") or "",
                                          int(mod) if mod and mod.isdigit() else -1,
                                          _first(resp, "ei:optType") or "",
                                          int(code) if code and code.isdigit() else -1))
-        return self._response_message(request_id=r.text("ei:eiCreatedEvent/ei:eiResponse/pyld:requestID"))
+        return self._response_message(request_id=r.text("pyld:eiCreatedEvent/ei:eiResponse/pyld:requestID"))
 
     # -- EiReport -------------------------------------------------------------------------------
 
@@ -681,8 +685,16 @@ class SchemaVtn:
     def handle_oadrUpdateReport(self, r: Received) -> Optional[str]:
         assert r.tree is not None
         self.reports.extend(parse_reports(r.tree, r.at, len(r.body)))
+        cancel = ""
+        if self.cancel_in_next_ack is not None:
+            ids, follow = self.cancel_in_next_ack
+            self.cancel_in_next_ack = None
+            cancel = (f"<oadr:oadrCancelReport><pyld:requestID>{new_id('ackcancel')}</pyld:requestID>"
+                      + "".join(f"<ei:reportRequestID>{escape(i)}</ei:reportRequestID>" for i in ids)
+                      + f"<pyld:reportToFollow>{'true' if follow else 'false'}</pyld:reportToFollow>"
+                      f"<ei:venID>{escape(self.ven_id or '')}</ei:venID></oadr:oadrCancelReport>")
         return payload(f'<oadr:oadrUpdatedReport ei:schemaVersion="2.0b">'
-                       f"{_response(200, 'OK', r.text('pyld:requestID'))}"
+                       f"{_response(200, 'OK', r.text('pyld:requestID'))}{cancel}"
                        f"<ei:venID>{escape(self.ven_id or '')}</ei:venID></oadr:oadrUpdatedReport>")
 
     def handle_oadrCreatedReport(self, r: Received) -> Optional[str]:

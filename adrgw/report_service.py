@@ -1,0 +1,481 @@
+"""The OpenADR 2.0b report service at run time: what we offer (oadrRegisterReport), the VTN's report
+requests (oadrCreateReport, oadrRegisteredReport, oadrCancelReport), and delivery of every running
+request on its own schedule (oadrUpdateReport).
+
+Which intervals are due and when is pure logic in ``reports.py``; durable state (requests, cursors,
+the delivered watermark) is in the Store (``store.*_report_*``); the samples come from the
+SampleQueue; messages go through the ``Transport`` the VtnLink gives (openleadr's client, our
+bounded HTTP). One delivery task serves every request, one bounded batch at a time: a batch whose
+acknowledgement is lost is sent again (only that batch), a cursor moves only once the VTN answered
+oadrUpdatedReport 200, and the move is committed to disk before anything newer is sent (when the disk
+refuses, the cursor is kept in memory and the commit retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Optional
+
+from openleadr import enums, objects, utils
+
+from . import reports as R
+from . import store as S
+from .config import MeterSettings, ReportPoint
+from .lograte import DeliverySummary
+from .oadr_report import OutInterval, OutReport, ResourceStatus, update_report
+from .telemetry import SampleQueue
+
+log = logging.getLogger("adrgw.reports")
+
+# Intervals per oadrUpdateReport when a backlog is sent: 1 h of 10 s samples, ~60 kB of XML.
+MAX_BATCH = 360
+# A report due at T carries instants before T; the read of the last one (T - granularity) has
+# been stored by T - granularity + [meter] timeout. Sent that late, plus this margin.
+SETTLE_MARGIN = 0.2
+# Retry delays after a failed delivery or storage error: doubled from 1 s up to [ven] retry_max.
+RETRY_INITIAL = 1.0
+# Delivered samples are pruned at most this often (seconds).
+PRUNE_EVERY = 600.0
+
+REPORT_NAMES = {R.USAGE: enums.REPORT_NAME.TELEMETRY_USAGE, R.HISTORY: enums.REPORT_NAME.HISTORY_USAGE,
+                R.STATUS: enums.REPORT_NAME.TELEMETRY_STATUS}
+
+
+class ReportNotAcknowledged(Exception):
+    """The VTN answered an oadrUpdateReport with something else than oadrUpdatedReport 200."""
+
+
+@dataclass
+class Transport:
+    """What the report service needs from the VtnLink."""
+
+    exchange: Callable[[str, str], Awaitable[tuple[str, dict[str, Any]]]]  # (service, message) -> reply
+    create_message: Callable[..., str]
+    ven_id: Callable[[], Optional[str]]
+    registered: asyncio.Event
+    reregister: Callable[[], None]  # the VTN no longer knows us
+    errors: tuple[type[BaseException], ...]  # exchange failures (VtnError)
+    not_registered: type[BaseException]
+
+
+StatusFn = Callable[[], dict[str, float]]
+
+
+class ReportService:
+    def __init__(self, meter: MeterSettings, points: tuple[ReportPoint, ...], samples: SampleQueue,
+                 store: S.Store, status: Optional[StatusFn] = None, status_report: bool = False,
+                 history_hours: float = 168.0, retry_max: float = 60.0) -> None:
+        self.meter = meter
+        self.points = points
+        self.samples = samples
+        self.store = store
+        self.status = status or (lambda: {"online": 1.0, "manual_override": 0.0})
+        self.status_report = status_report
+        self.history_seconds = history_hours * 3600.0
+        self.retry_max = retry_max
+        self.cadence = float(meter.interval)
+        self.timeout = float(meter.timeout)
+        resource = meter.resource_id
+        self.usage_id = f"TELEMETRY_USAGE_{resource}"
+        self.history_id = f"HISTORY_USAGE_{resource}"
+        self.status_id = f"TELEMETRY_STATUS_{resource}"
+        self.meter_r_id = f"{resource}_{meter.measurement}"
+        self.status_r_id = f"{resource}_status"
+        streams = {self.meter_r_id: "", **{p.name: p.name for p in points}}
+        self.offered = [R.OfferedReport(self.usage_id, R.USAGE, streams),
+                        R.OfferedReport(self.history_id, R.HISTORY, streams)]
+        if status_report:
+            self.offered.append(R.OfferedReport(self.status_id, R.STATUS, {self.status_r_id: ""}))
+        self.table = R.RequestTable()
+        self.delivered: dict[str, float] = {}
+        self._uncommitted: dict[str, tuple[float, Optional[str], bool]] = {}
+        self._changed = asyncio.Event()
+        self._transport: Optional[Transport] = None
+        self._restored = False
+        self._last_prune = 0.0
+        self._served: dict[str, float] = {}
+        self.reports_sent = 0
+        self.delivery_log = DeliverySummary()  # one INFO line per report, at most one a minute
+        self.last_delivery: Optional[datetime] = None
+
+    def attach(self, transport: Transport) -> None:
+        self._transport = transport
+
+    @property
+    def transport(self) -> Transport:
+        assert self._transport is not None, "ReportService.attach() first"
+        return self._transport
+
+    def settle(self, request: R.ReportRequest) -> float:
+        return max(0.0, self.timeout - request.granularity) + SETTLE_MARGIN
+
+    def _streams(self, specifier_id: str) -> dict[str, str]:
+        return next((o.streams for o in self.offered if o.specifier_id == specifier_id), {})
+
+    # -- offered reports (oadrRegisterReport) ---------------------------------------------------
+
+    def _description(self, r_id: str, resource_id: str, measurement_name: str,
+                     unit_scale: tuple[str, str]) -> objects.ReportDescription:
+        unit, scale = unit_scale
+        base = enums.MEASUREMENTS[measurement_name.upper()]
+        measurement = objects.Measurement(name=base.name, description=base.description, unit=unit,
+                                          acceptable_units=base.acceptable_units, scale=scale,
+                                          power_attributes=base.power_attributes)
+        target = objects.Target(resource_id=resource_id)
+        period = timedelta(seconds=self.cadence)
+        return objects.ReportDescription(
+            r_id=r_id, market_context=None, reading_type=enums.READING_TYPE.DIRECT_READ,
+            report_subject=target, report_data_source=target, report_type=enums.REPORT_TYPE.READING,
+            sampling_rate=objects.SamplingRate(min_period=period, max_period=period, on_change=False),
+            measurement=measurement)
+
+    def metadata_reports(self) -> list[objects.Report]:
+        """METADATA_TELEMETRY_USAGE and METADATA_HISTORY_USAGE (the [meter] and every [report.NAME]),
+        and METADATA_TELEMETRY_STATUS when [ven] status_report is on."""
+        m = self.meter
+        now = datetime.now(timezone.utc)
+        descriptions = [self._description(self.meter_r_id, m.resource_id, m.measurement, m.oadr_unit_scale)]
+        descriptions += [self._description(p.name, p.resource_id, p.measurement, p.oadr_unit_scale)
+                         for p in self.points]
+        out = [objects.Report(report_specifier_id=self.usage_id, report_name=enums.REPORT_NAME.METADATA_TELEMETRY_USAGE,
+                              report_descriptions=descriptions, created_date_time=now,
+                              duration=timedelta(hours=1), dtstart=now),
+               objects.Report(report_specifier_id=self.history_id, report_name=enums.REPORT_NAME.METADATA_HISTORY_USAGE,
+                              report_descriptions=descriptions, created_date_time=now,
+                              duration=timedelta(seconds=max(1, round(self.history_seconds))), dtstart=now)]
+        if self.status_report:
+            target = objects.Target(resource_id=m.resource_id)
+            period = timedelta(seconds=max(self.cadence, 10))
+            out.append(objects.Report(
+                report_specifier_id=self.status_id, report_name=enums.REPORT_NAME.METADATA_TELEMETRY_STATUS,
+                report_descriptions=[objects.ReportDescription(
+                    r_id=self.status_r_id, market_context=None, reading_type=enums.READING_TYPE.X_NOT_APPLICABLE,
+                    report_subject=target, report_data_source=target,
+                    report_type=enums.REPORT_TYPE.X_RESOURCE_STATUS,
+                    sampling_rate=objects.SamplingRate(min_period=period, max_period=timedelta(hours=1),
+                                                       on_change=False), measurement=None)],
+                created_date_time=now, duration=timedelta(hours=1), dtstart=now))
+        return out
+
+    async def register_reports(self) -> None:
+        """Offer our reports (oadrRegisterReport); take the requests in the oadrRegisteredReport."""
+        t = self.transport
+        _, payload = await t.exchange("EiReport", t.create_message(
+            "oadrRegisterReport", request_id=utils.generate_id(), ven_id=t.ven_id(),
+            reports=self.metadata_reports(), report_request_id=0))
+        requests = payload.get("report_requests") or []
+        if requests:
+            await self.handle_create_report(payload)
+        elif not self.table.requests:
+            log.warning("the VTN did not request the telemetry report yet; samples are kept until it does")
+
+    # -- report requests ------------------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Load the running requests, their cursors and the delivered watermarks from the store."""
+        if self._restored:
+            return
+        try:
+            rows, delivered = await self.store.call(S.load_report_requests)
+        except Exception as exc:  # noqa: BLE001 - a broken store must not stop the VTN link; retried
+            log.error("could not read the report requests from the state store (%s); retrying later", exc)
+            return
+        for specifier, ts in delivered.items():
+            self.delivered[specifier] = max(ts, self.delivered.get(specifier, ts))
+        running = {r.specifier_id for r in self.table.requests.values()}
+        for body, cursor in rows:
+            try:
+                request = R.ReportRequest.from_json(json.loads(body))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("dropped an unreadable stored report request (%s)", exc)
+                continue
+            if request.specifier_id in running:
+                continue  # the VTN asked again meanwhile: its new request replaced this one
+            self.table.requests[request.request_id] = request
+            self.table.cursors[request.request_id] = R.FROM_START if cursor is None else cursor
+        self._restored = True
+        if self.table.requests:
+            log.info("report requests from before the restart: %s", ", ".join(self.table.pending()))
+
+    async def handle_create_report(self, payload: dict[str, Any]) -> None:
+        """oadrCreateReport (or the requests in oadrRegisteredReport): accept all or refuse all,
+        and answer oadrCreatedReport with the running requests in oadrPendingReports."""
+        await self.restore()
+        raw = payload.get("report_requests") or []
+        if not isinstance(raw, list):
+            raw = [raw]
+        code, description = self.accept(raw)
+        if code == R.OK:
+            await self._save_table()
+        t = self.transport
+        request_id = payload.get("request_id") or (payload.get("response") or {}).get("request_id") \
+            or utils.generate_id()
+        await t.exchange("EiReport", t.create_message(
+            "oadrCreatedReport", response={"response_code": code, "response_description": description,
+                                           "request_id": request_id},
+            ven_id=t.ven_id(), pending_reports=[{"report_request_id": r} for r in self.table.pending()]))
+
+    def accept(self, raw: list[Any]) -> tuple[int, str]:
+        parsed = [R.parse_request(r, self.offered, self.cadence) for r in raw]
+        refused = [p for p in parsed if isinstance(p, R.Refusal)]
+        if refused:
+            log.warning("refused the VTN's report request(s): %s", "; ".join(r.description for r in refused))
+            return refused[0].code, refused[0].description[:200]
+        accepted = [p for p in parsed if isinstance(p, R.ReportRequest)]
+        for replaced, request, cursor in self.table.accept(accepted, time.time(), self.delivered):
+            log.info("VTN requested %s (reportRequestID %s%s): rIDs %s, granularity %g s, report every %g s%s",
+                     request.specifier_id, request.request_id,
+                     f", replacing {replaced}" if replaced and replaced != request.request_id else "",
+                     ", ".join(request.r_ids), request.granularity, request.back,
+                     "" if request.start is None else
+                     f", interval {_iso(request.start)} .. {_iso(request.end) if request.end else 'open'}")
+            self._uncommitted.pop(request.request_id, None)
+            if replaced:
+                self._uncommitted.pop(replaced, None)
+        self._changed.set()
+        return R.OK, "OK"
+
+    async def handle_cancel_report(self, payload: dict[str, Any]) -> None:
+        """oadrCancelReport: stop at once, or with reportToFollow after one last report."""
+        await self.restore()
+        ids = payload.get("report_request_id") or []
+        ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
+        running_before = set(self.table.requests)
+        self.cancel(ids, bool(payload.get("report_to_follow")))
+        await self._save_table()
+        t = self.transport
+        code = R.OK if any(i in running_before for i in ids) else R.INVALID_ID
+        await t.exchange("EiReport", t.create_message(
+            "oadrCanceledReport", response={"response_code": code,
+                                            "response_description": "OK" if code == R.OK else "unknown reportRequestID",
+                                            "request_id": payload.get("request_id")},
+            ven_id=t.ven_id(), report_request_id=ids,
+            pending_reports=[{"report_request_id": r} for r in self.table.pending()]))
+
+    def cancel(self, ids: list[str], report_to_follow: bool) -> None:
+        for request_id in ids:
+            request = self.table.cancel(request_id, report_to_follow)
+            if request is None:
+                log.warning("VTN cancelled report request %s, which is not running", request_id)
+                continue
+            log.info("VTN cancelled report request %s (%s)%s", request_id, request.specifier_id,
+                     "; one last report follows" if report_to_follow else "")
+        self._changed.set()
+
+    async def _save_table(self) -> None:
+        """Persist the request table as it is now (requests and cursors)."""
+        rows = [(rid, r.kind, json.dumps(r.to_json()),
+                 None if not math.isfinite(self.table.cursors[rid]) else self.table.cursors[rid])
+                for rid, r in self.table.requests.items()]
+
+        def _save(db: Any) -> None:
+            running = [row[0] for row in rows]
+            stored = [r[0] for r in db.execute("SELECT request_id FROM report_requests").fetchall()]
+            S.save_report_requests(db, [r for r in stored if r not in running], rows)
+
+        try:
+            await self.store.call(_save)
+        except Exception as exc:  # noqa: BLE001 - a full or broken disk must not stop the service
+            log.error("could not save the report requests to the state store (%s); they run from memory", exc)
+
+    # -- delivery -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver every running request on its schedule, forever. Failures are logged, backed off
+        and retried; they never end the task."""
+        delay = RETRY_INITIAL
+        failures = 0
+        while True:
+            await self.transport.registered.wait()
+            try:
+                await self.restore()
+                progressed = await self.step(time.time())
+            except self.transport.errors as exc:
+                failures += 1
+                if isinstance(exc, self.transport.not_registered):
+                    self.transport.reregister()
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("report delivery failed (%d in a row, %d sample(s) kept): %s; retry in %.1f s",
+                                failures, len(self.samples), exc, delay)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(self.retry_max, delay * 2)
+                continue
+            except ReportNotAcknowledged as exc:
+                failures += 1
+                log.warning("report not acknowledged (%d in a row): %s; retry in %.1f s", failures, exc, delay)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(self.retry_max, delay * 2)
+                continue
+            except Exception as exc:  # noqa: BLE001 - storage (sqlite/OSError): log, back off, retry
+                failures += 1
+                log.error("report delivery: state store error (%s: %s); retry in %.1f s",
+                          type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(self.retry_max, delay * 2)
+                continue
+            if failures:
+                log.info("report delivery works again after %d failure(s)", failures)
+            failures, delay = 0, RETRY_INITIAL
+            if progressed:
+                continue
+            await self._sleep_until_due()
+
+    async def _sleep_until_due(self) -> None:
+        now = time.time()
+        wakes = [R.next_wake(r, now, self.settle(r)) for r in self.table.requests.values()]
+        timeout = min(wakes) - now if wakes else 3600.0
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), max(0.0, timeout))
+        except asyncio.TimeoutError:
+            pass
+
+    async def step(self, now: float) -> bool:
+        """Do the one next thing that is due (commit, send one batch, end a request); True when
+        something was done (call again at once)."""
+        if self._uncommitted:
+            await self._commit_pending()
+            return True
+        if now - self._last_prune > PRUNE_EVERY:
+            self._last_prune = now
+            pruned = await self.store.call(S.prune_samples, now - self.history_seconds)
+            if pruned:
+                log.info("removed %d sample(s) older than [state] history_hours that no report owes", pruned)
+        # least recently served first: a long backlog of one request does not starve the others
+        for request_id in sorted(self.table.requests, key=lambda rid: (self._served.get(rid, 0.0), rid)):
+            request = self.table.requests[request_id]
+            cursor = self.table.cursors[request_id]
+            if R.finished(request, cursor):
+                self._end(request_id, cursor, "its reportInterval is over")
+                await self._commit_pending()
+                return True
+            span = R.window(request, cursor, now, self.settle(request))
+            if span is None:
+                if request.final:
+                    self._end(request_id, cursor, "cancelled")
+                    await self._commit_pending()
+                    return True
+                continue
+            self._served[request_id] = time.monotonic()
+            if request.kind == R.STATUS:
+                await self._send_status(request, span[1])
+                return True
+            await self._send_batch(request, span)
+            return True
+        return False
+
+    def _end(self, request_id: str, cursor: float, why: str) -> None:
+        request = self.table.requests[request_id]
+        log.info("report request %s (%s) ended: %s", request_id, request.specifier_id, why)
+        self.table.finish(request_id)
+        self._uncommitted[request_id] = (cursor, None, True)
+
+    async def _commit_pending(self) -> None:
+        """Write acknowledged cursors (and ended requests) to the store; on failure they stay in
+        memory (nothing is sent twice while the process lives) and this is retried first."""
+        for request_id, (cursor, specifier, finished) in list(self._uncommitted.items()):
+            stored = cursor if math.isfinite(cursor) else -1e300
+            await self.store.call(S.commit_report_cursor, request_id, stored, specifier, finished)
+            del self._uncommitted[request_id]
+            if specifier is not None:
+                self.delivered[specifier] = max(self.delivered.get(specifier, stored), stored)
+        await self.samples.recount()
+
+    async def _send_batch(self, request: R.ReportRequest, span: tuple[float, float]) -> None:
+        lo, hi = span
+        streams = self._streams(request.specifier_id)
+        wanted = sorted({streams[r] for r in request.r_ids if r in streams})
+        oldest = await self.samples.oldest(wanted)
+        lo_eff = max(lo, oldest) if oldest is not None else hi
+        if lo_eff >= hi:
+            samples: dict[str, dict[float, float]] = {}
+        else:
+            samples = await self.samples.window(wanted, lo_eff, hi, MAX_BATCH, request.granularity)
+            # a stream cut by the limit is complete only up to its last fetched instant
+            for values in samples.values():
+                if len(values) >= MAX_BATCH:
+                    hi = min(hi, max(values) + 1e-3)
+        intervals, cursor = R.select(request, streams, samples, lo_eff, hi, MAX_BATCH)
+        if intervals:
+            await self._deliver(request, [OutInterval(_dt(i.instant), timedelta(seconds=request.granularity),
+                                                      i.r_id, value=i.value) for i in intervals])
+        self.table.cursors[request.request_id] = cursor
+        self._uncommitted[request.request_id] = (cursor, request.specifier_id if request.kind == R.USAGE else None,
+                                                 False)
+        if request.final and cursor >= hi:
+            self._end(request.request_id, cursor, "cancelled, last report sent")
+        elif R.finished(request, cursor):
+            self._end(request.request_id, cursor, "its reportInterval is over")
+        await self._commit_pending()
+
+    async def _send_status(self, request: R.ReportRequest, due: float) -> None:
+        """TELEMETRY_STATUS: the status now, once per report time. A current fact, not history: a
+        status report that cannot be delivered is not kept (the next one supersedes it)."""
+        self.table.cursors[request.request_id] = due
+        if request.final:
+            self._end(request.request_id, due, "cancelled, last report sent")
+        values = self.status()
+        status = ResourceStatus(online=bool(values.get("online", 1.0)),
+                                manual_override=bool(values.get("manual_override", 0.0)),
+                                level_offset=values.get("level"))
+        try:
+            await self._deliver(request, [OutInterval(_dt(due), timedelta(seconds=request.back), self.status_r_id,
+                                                      status=status)])
+        except (ReportNotAcknowledged, *self.transport.errors) as exc:
+            if isinstance(exc, self.transport.not_registered):
+                raise
+            log.debug("status report not delivered: %s", exc)
+        await self._commit_pending()
+
+    async def _deliver(self, request: R.ReportRequest, intervals: list[OutInterval]) -> None:
+        t = self.transport
+        first, last = intervals[0].dtstart, intervals[-1].dtstart
+        report = OutReport(report_id=utils.generate_id(), report_request_id=request.request_id,
+                           report_specifier_id=request.specifier_id, report_name=REPORT_NAMES[request.kind],
+                           dtstart=first, duration=last - first + intervals[-1].duration,
+                           created=datetime.now(timezone.utc), intervals=intervals)
+        message = update_report(t.create_message, t.ven_id() or "", utils.generate_id(), [report])
+        message_type, payload = await t.exchange("EiReport", message)
+        code = _response_code(payload)
+        if message_type == "oadrRequestReregistration" or code in (452, 463):
+            raise t.not_registered(f"report refused: {message_type} {code}")
+        if message_type != "oadrUpdatedReport" or code not in (None, 200):
+            raise ReportNotAcknowledged(f"{message_type or 'empty reply'} {code}")
+        self.reports_sent += 1
+        self.last_delivery = datetime.now(timezone.utc)
+        if request.kind != R.STATUS:
+            line = self.delivery_log.delivered(time.monotonic(), len(intervals), first, last)
+            if line is not None:
+                log.info("%s (%s)", line, request.specifier_id)
+            else:
+                log.debug("report delivered: %s %d interval(s) %s .. %s", request.specifier_id, len(intervals),
+                          first.isoformat(), last.isoformat())
+        cancel = payload.get("cancel_report")
+        if isinstance(cancel, dict):
+            ids = cancel.get("report_request_id") or []
+            self.cancel([ids] if isinstance(ids, str) else [str(i) for i in ids], bool(cancel.get("report_to_follow")))
+            await self._save_table()
+
+
+def _response_code(payload: dict[str, Any]) -> Optional[int]:
+    response = payload.get("response") if isinstance(payload, dict) else None
+    code = response.get("response_code") if isinstance(response, dict) else None
+    try:
+        return int(code) if code is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, timezone.utc)
+
+
+def _iso(t: Optional[float]) -> str:
+    return _dt(t).isoformat() if t is not None else ""

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Optional
 
 from .schedule import CANCELLED, COMPLETED, Event, event_from_dict, event_to_dict
+from .store import OWED_FROM_SQL
 from .telemetry import Sample
 from .timeline import EventRecord
 
@@ -85,7 +86,8 @@ class MeterHistory:
             samples = db.execute("SELECT ts, value FROM meter_history WHERE ts >= ? AND ts <= ? ORDER BY ts",
                                  (t0, t1)).fetchall()
             queued = [row[0] for row in db.execute(
-                "SELECT ts FROM samples WHERE stream = '' AND ts >= ? AND ts <= ? ORDER BY ts", (t0, t1))]
+                f"SELECT ts FROM samples WHERE stream = '' AND ts >= ? AND ts <= ? AND ts >= ({OWED_FROM_SQL}) "
+                "ORDER BY ts", (t0, t1))]
             return samples, queued
 
         return await self._store.call(_query)
@@ -93,7 +95,8 @@ class MeterHistory:
 
 async def oldest_queued(store: Any) -> Optional[datetime]:
     """The cadence instant of the oldest sample still waiting for the VTN, or None."""
-    ts = await store.call(lambda db: db.execute("SELECT MIN(ts) FROM samples").fetchone()[0])
+    ts = await store.call(lambda db: db.execute(
+        f"SELECT MIN(ts) FROM samples WHERE ts >= ({OWED_FROM_SQL})").fetchone()[0])
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
 
 

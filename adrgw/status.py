@@ -20,7 +20,7 @@ from typing import Any, Optional
 from . import snapshot
 from .health import Health, HealthFacts, verdict
 from .schedule import event_from_dict
-from .store import FILENAME
+from .store import FILENAME, OWED_FROM_SQL
 
 EXIT_HEALTHY = 0
 EXIT_DEGRADED = 1
@@ -70,7 +70,10 @@ def read_state(directory: str) -> StoredState:
         kv: dict[str, str] = dict(db.execute("SELECT key, value FROM kv")) if "kv" in tables else {}
         events = [json.loads(data) for _, data in db.execute("SELECT event_id, data FROM events")] \
             if "events" in tables else []
-        depth, oldest = (db.execute("SELECT COUNT(*), MIN(ts) FROM samples").fetchone()
+        # Undelivered: what some report still owes the VTN (store.OWED_FROM_SQL); a store from before
+        # the report service has no request tables, and every sample in it is undelivered.
+        owed = f" WHERE ts >= ({OWED_FROM_SQL})" if {"report_requests", "report_delivered"} <= tables else ""
+        depth, oldest = (db.execute(f"SELECT COUNT(*), MIN(ts) FROM samples{owed}").fetchone()
                          if "samples" in tables else (0, None))
     except (sqlite3.Error, ValueError) as exc:
         raise StatusError(f"cannot read {str(path)!r}: {exc}") from None

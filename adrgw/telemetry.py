@@ -175,8 +175,10 @@ class SampleQueue:
         return self._store
 
     async def recount(self) -> None:
-        """Count undelivered samples again (a report cursor moved)."""
+        """Count undelivered samples again (a report cursor moved); what left the count was delivered."""
+        before = self._count
         self._count = await self._store.call(_count_owed)
+        self.delivered += max(0, before - self._count)
         if self._count:
             self._nonempty.set()
         else:

@@ -105,6 +105,12 @@ class ReportService:
         self.delivery_log = DeliverySummary()  # one INFO line per report, at most one a minute
         self.last_delivery: Optional[datetime] = None
 
+    def report_period(self) -> Optional[timedelta]:
+        """The longest a sample is meant to wait before it is sent: the longest reportBackDuration of
+        the running telemetry requests (None: none runs). The health verdict's "queue growing" rule."""
+        backs = [r.back for r in self.table.requests.values() if r.kind == R.USAGE]
+        return timedelta(seconds=max(backs)) if backs else None
+
     def attach(self, transport: Transport) -> None:
         self._transport = transport
 

@@ -47,7 +47,7 @@ async def collect(gateway: "Gateway", running: bool = True) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - a failing disk is itself a fact to report
         storage_ok = False
     last = sampler.last_sample
-    request = link.report_request
+    period = gateway.reports.report_period()
     return {
         "written_at": datetime.now(timezone.utc).isoformat(),
         "running": running,
@@ -61,8 +61,8 @@ async def collect(gateway: "Gateway", running: bool = True) -> dict[str, Any]:
         "registration_attempts": link.registration_attempts,
         "last_contact": _iso(link.last_poll_ok),
         "poll_period_s": link.poll_period.total_seconds(),
-        "report_requested": request is not None,
-        "report_granularity_s": request.granularity.total_seconds() if request and request.granularity else None,
+        "report_requested": period is not None,
+        "report_period_s": period.total_seconds() if period is not None else None,
         "queue_depth": len(samples),
         "oldest_queued": _iso(oldest),
         "last_delivery": _iso(link.last_delivery),

@@ -108,14 +108,14 @@ def running(state: StoredState, now: datetime) -> tuple[bool, str]:
 def judge(state: StoredState, now: datetime) -> tuple[Health, str]:
     snap = state.snapshot or {}
     alive, why = running(state, now)
-    granularity = snap.get("report_granularity_s")
+    period = snap.get("report_period_s")
     facts = HealthFacts(
         registered=bool(snap.get("registered")),
         last_contact=_dt(snap.get("last_contact")),
         poll_period=timedelta(seconds=float(snap.get("poll_period_s") or 10.0)),
         meter_failures=int(snap.get("meter_failures") or 0),
         oldest_queued=state.oldest_queued,
-        report_period=timedelta(seconds=float(granularity)) if granularity else None,
+        report_period=timedelta(seconds=float(period)) if period else None,
         storage_ok=bool(snap.get("storage_ok", True)),
         running=alive,
     )

@@ -90,6 +90,7 @@ def health_facts(gw: "Gateway", oldest: Optional[datetime], store_readable: bool
     link = gw.link
     return HealthFacts(registered=M.registered(gw), last_contact=M.last_poll(gw), poll_period=link.poll_period,
                        meter_failures=gw.sampler.failures, oldest_queued=oldest,
+                       report_period=gw.reports.report_period(),
                        storage_ok=store_readable and storage_ok(gw))
 
 

@@ -181,7 +181,9 @@ async def test_kill_9_while_commanding_relinquishes_on_next_start(vtn, meter, ba
     second = await spawn(cwd=tmp_path, home=tmp_path)
     try:
         await wait_for(lambda: bas.slot(bas.setpoint, 10) is None, 15, what="relinquished by the next start")
-        assert second.has("relinquishing priority 10 left from the previous run")
+        # The line is read from the child's stderr asynchronously: wait for it rather than race it.
+        await wait_for(lambda: second.has("relinquishing priority 10 left from the previous run"), 5,
+                       what="the relinquish line")
     finally:
         code, _ = await second.stop(signal.SIGTERM)
     assert code == 0

@@ -13,8 +13,11 @@ from typing import Any, Callable, Optional
 
 from . import points as P
 from .bacnet import GatewayDevice, PointRef
+from .clockwatch import ClockWatch
 from .config import Settings
 from .events import EventController
+from .gatewaystatus import gateway_status
+from .supervise import TaskHealth, supervised
 from .sdnotify import Notifier
 from .store import Store
 from .writer import WriteThrough
@@ -27,6 +30,9 @@ log = logging.getLogger("adrgw")
 SHUTDOWN_GRACE = 5.0
 # ADR-VTN-Online is re-evaluated this often (it depends on time passing without a poll answer).
 VTN_WATCH_SECONDS = 1.0
+# The state store is checked this often for faults the writes cannot see (directory removed) and for
+# recovery from a fault (disk full, read-only): a fault episode ends within this time of its cause.
+STORE_CHECK_SECONDS = 2.0
 
 
 class Gateway:
@@ -42,8 +48,9 @@ class Gateway:
                                           apply_test_events=s.points.apply_test_events)
         self.samples = SampleQueue(self.store, max_samples=max(1, int(s.state.max_backlog_hours * 3600
                                                                          / s.meter.interval)))
+        self.tasks = TaskHealth()
         self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, status=self.status,
-                            store=self.store, reports=s.reports)
+                            store=self.store, reports=s.reports, tasks=self.tasks)
         self.controller.send_opts = self.link.queue_opts
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
         self.controller.on_level = self.write_through.set_level
@@ -56,7 +63,8 @@ class Gateway:
                                on_sample=lambda sample: self.device.set_meter_value(sample.value),
                                on_failure=self.device.set_meter_fault,
                                extra_read=self._read_report_points if s.reports else None,
-                               extra_scales={p.name: p.scale for p in s.reports})
+                               extra_scales={p.name: p.scale for p in s.reports}, timeout=s.meter.timeout)
+        self.clock_watch = ClockWatch([self.controller.refresh, self.sampler.rearm])
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
         self._stopped = False
@@ -80,10 +88,23 @@ class Gateway:
         (ADR-Opt-Out active)."""
         return {"online": 1.0, "manual_override": 1.0 if self.controller.opt_out else 0.0}
 
+    def gateway_status(self) -> int:
+        """ADR-Gateway-Status's present value now (gatewaystatus.py decides)."""
+        return gateway_status(self.link.online(), self.sampler.failures, self.store.healthy)
+
     async def _watch_vtn(self) -> None:
         while True:
             self.device.set_value(P.VTN_ONLINE, self.link.online())
+            self.device.set_value(P.GATEWAY_STATUS, self.gateway_status())
             await asyncio.sleep(VTN_WATCH_SECONDS)
+
+    async def _maintain_store(self) -> None:
+        """Detect and end storage fault episodes; once the store works, commit what waited in memory."""
+        while True:
+            await asyncio.sleep(STORE_CHECK_SECONDS)
+            if await self.store.check():
+                await self.samples.flush()
+                await self.controller.persist_pending()
 
     async def _read_report_points(self) -> dict[str, Any]:
         return await self.device.read_many(self.report_refs, self.settings.meter.timeout)
@@ -99,9 +120,11 @@ class Gateway:
         self.device.bound_apdu_timeout(self.settings.meter.timeout)
         await self.write_through.start()
         self.controller.refresh()  # stored events drive the points before the VTN answers
-        self._tasks = [asyncio.create_task(self.link.run(), name="vtn-link"),
-                       asyncio.create_task(self.sampler.run(), name="meter-sampler"),
-                       asyncio.create_task(self._watch_vtn(), name="vtn-watch")]
+        self.device.set_value(P.GATEWAY_STATUS, self.gateway_status())
+        self._tasks = [asyncio.create_task(supervised(name, factory, self.tasks), name=name)
+                       for name, factory in (("vtn-link", self.link.run), ("meter-sampler", self.sampler.run),
+                                             ("vtn-watch", self._watch_vtn), ("store-check", self._maintain_store),
+                                             ("clock-watch", self.clock_watch.run))]
         self.started.set()
         log.info("gateway running: VEN %r -> %s; meter %s every %g s", self.settings.ven.ven_name,
                  self.settings.ven.vtn_url, self.meter_ref, self.settings.meter.interval)
@@ -147,7 +170,8 @@ async def run_until_signal(gateway: Gateway, extra_stop: Optional[Callable[[], A
         # READY once the BACnet device is up, not when the VTN answers: the building's points work
         # (from the stored schedule) while the VTN may still be unreachable.
         notifier.ready(gateway.status_line())
-        watchdog = asyncio.create_task(notifier.run_watchdog(gateway.status_line), name="sd-watchdog")
+        watchdog = asyncio.create_task(notifier.run_watchdog(gateway.status_line, alive=lambda: gateway.tasks.alive),
+                                       name="sd-watchdog")
         waiter = asyncio.create_task(gateway.wait())
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -81,6 +81,7 @@ class EventController:
         # Called with the level whenever it changes (write-through follows the same level).
         self.on_level: Optional[Callable[[float], None]] = None
         self._notified_level: Optional[float] = None
+        self._unsaved = False  # a save failed (storage fault): persist_pending() saves again
 
     # -- persistence ------------------------------------------------------------------------------
 
@@ -106,8 +107,23 @@ class EventController:
         rows = [(e.event_id, json.dumps(event_to_dict(e))) for e in self.events.values()]
         try:
             await self.store.call(_save_events, rows)
+            self._unsaved = False
         except Exception as exc:  # noqa: BLE001 - the points must keep working without the disk
-            log.error("could not save events to the state store: %s", exc)
+            self._unsaved = True
+            log.error("could not save events to the state store (%s): the schedule runs from memory and is "
+                      "saved when the storage works again", exc)
+
+    async def persist_pending(self) -> None:
+        """Save what a storage fault kept from being saved (events, opt-out state)."""
+        if self.store is None or not self._unsaved:
+            return
+        try:
+            await self.store.set("opt_out", "1" if self.opt_out else "0")
+        except Exception:  # noqa: BLE001 - still failing: try again at the next check
+            return
+        await self._persist()
+        if not self._unsaved:
+            log.info("events saved to the state store after the storage fault")
 
     # -- the VTN's distributions ---------------------------------------------------------------------
 
@@ -211,6 +227,7 @@ class EventController:
             try:
                 await self.store.set("opt_out", "1" if active else "0")
             except Exception as exc:  # noqa: BLE001
+                self._unsaved = True
                 log.error("could not save the opt-out state: %s", exc)
         await self._persist()
         log.info("opt-%s: %d event(s) affected%s", "out" if active else "in", len(changed),

@@ -22,6 +22,8 @@ from bacpypes3.object import AnalogValueObject as _AnalogValueObject
 from bacpypes3.object import BinaryValueObject as _BinaryValueObject
 from bacpypes3.object import MultiStateValueObject as _MultiStateValueObject
 
+from .gatewaystatus import STATES as GATEWAY_STATES
+
 log = logging.getLogger("adrgw.points")
 
 # Names fixed by the interface contract (ADR-Event-Level's name comes from [points] event_level).
@@ -32,6 +34,8 @@ START_IN = "ADR-Event-Start-In"
 REMAINING = "ADR-Event-Remaining"
 OPT_OUT = "ADR-Opt-Out"
 VTN_ONLINE = "ADR-VTN-Online"
+GATEWAY_STATUS = "ADR-Gateway-Status"
+EVENT_STATUS_STATES = ("none", "far", "near", "active")
 
 
 def _refuse(obj: Any, attr: Any) -> None:
@@ -113,6 +117,7 @@ class PointSpec:
     description: str
     units: str = "noUnits"
     cov_increment: float = 0.0
+    states: tuple[str, ...] = EVENT_STATUS_STATES  # stateText of a multistate point
 
 
 def point_specs(event_level_name: str) -> list[PointSpec]:
@@ -129,6 +134,9 @@ def point_specs(event_level_name: str) -> list[PointSpec]:
         PointSpec("binary", 1, EVENT_ACTIVE, "Active while an event interval is active"),
         PointSpec("optout", 2, OPT_OUT, "Write active to opt out of the active and all pending events"),
         PointSpec("binary", 3, VTN_ONLINE, "Registered with the VTN and its last poll answered in time"),
+        PointSpec("multistate", 2, GATEWAY_STATUS, "Most severe gateway condition: 1 ok, 2 vtn-unreachable, "
+                  "3 meter-failing, 4 storage-failing (severity: storage, vtn, meter)",
+                  states=GATEWAY_STATES),
     ]
 
 
@@ -141,7 +149,7 @@ def make_point(spec: PointSpec, units: Optional[str] = None) -> Any:
                                    reliability="noFaultDetected", **common)
     if spec.kind == "multistate":
         return ReadOnlyMultiStateValue(objectIdentifier=("multi-state-value", spec.instance), presentValue=1,
-                                       numberOfStates=4, stateText=["none", "far", "near", "active"], **common)
+                                       numberOfStates=len(spec.states), stateText=list(spec.states), **common)
     cls = OptOutBinaryValue if spec.kind == "optout" else ReadOnlyBinaryValue
     return cls(objectIdentifier=("binary-value", spec.instance), presentValue="inactive",
                inactiveText="inactive", activeText="active", **common)

@@ -156,18 +156,34 @@ async def test_disk_full_is_an_episode_on_the_status_point_and_recovers_without_
         vtn, meter, bacnet_client, tmp_path, tmpfs) -> None:
     meter.value_fn = clock_value
     disk = tmpfs("disk", "6m")
+    proxy = FaultProxy(f"http://127.0.0.1:{vtn.port}")
+    held: list[str] = []
+    hold = False
+
+    def hold_one_ack(req: str, reply: str, body: bytes) -> float:
+        # The VTN has taken this report; its acknowledgement reaches the gateway once the disk is full.
+        if hold and req == "oadrUpdateReport" and not held:
+            held.append(reply)
+            return 2.0
+        return 0.0
+
+    proxy.delay = hold_one_ack
+    await proxy.start()
     gw_port = free_port(socket.SOCK_DGRAM)
-    (tmp_path / "config.ini").write_text(config(vtn.url, gw_port, meter.port, state=str(disk / "state"),
+    (tmp_path / "config.ini").write_text(config(proxy.url(), gw_port, meter.port, state=str(disk / "state"),
                                                 request_timeout=3))
     proc = await start(tmp_path)
     second: Optional[Proc] = None
     try:
         await wait_for(lambda: len(vtn.record.readings) >= 3, 20, what="readings before the disk fills")
         await wait_status(bacnet_client, gw_port, OK, 10)
+        hold = True
+        await wait_for(lambda: bool(held), 10, what="a report whose acknowledgement is held back")
         filler = await asyncio.to_thread(fill, disk)
         await wait_for(lambda: proc.has("state storage failing"), 15, what="the storage fault episode")
         await wait_status(bacnet_client, gw_port, STORAGE_FAILING, 10)
         await wait_for(lambda: proc.has("could not store the sample for"), 10, what="an unstored sample, logged")
+        await asyncio.sleep(3)
         filler.unlink()
         freed_at = time.time()
         await wait_for(lambda: proc.has("state storage works again"), 15, what="recovery")
@@ -183,7 +199,8 @@ async def test_disk_full_is_an_episode_on_the_status_point_and_recovers_without_
         if proc.proc.returncode is None:
             await kill9(proc)
         if second is not None:
-            code, _ = await second.stop(signal.SIGTERM)
+            await second.stop(signal.SIGTERM)
+        await proxy.stop()
     text = tail(proc, 200)
     assert count(proc, "state storage failing") == 1, text  # one ERROR line per episode
     assert "Traceback" not in text, text

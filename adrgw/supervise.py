@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Optional
 
 log = logging.getLogger("adrgw.supervise")
 
@@ -34,9 +34,11 @@ class TaskHealth:
         return not self.dead
 
 
-def restart_delay(crashes: int, initial: float = RESTART_INITIAL, cap: float = RESTART_MAX,
+def restart_delay(crashes: int, initial: Optional[float] = None, cap: Optional[float] = None,
                   jitter: float = 0.2, rng: Callable[[float, float], float] = random.uniform) -> float:
     """Capped exponential delay before restart number ``crashes`` (1-based), with +-``jitter``."""
+    initial = RESTART_INITIAL if initial is None else initial
+    cap = RESTART_MAX if cap is None else cap
     base = min(cap, initial * (2 ** max(0, crashes - 1)))
     return base * rng(1 - jitter, 1 + jitter)
 

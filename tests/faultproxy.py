@@ -66,11 +66,15 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         assert self._session is not None
-        async with self._session.request(request.method, self.upstream + request.path_qs, data=body,
-                                         headers={"content-type": request.headers.get("content-type",
-                                                                                      "application/xml")}) as up:
-            reply = await up.read()
-            status, content_type = up.status, up.content_type
+        try:
+            async with self._session.request(request.method, self.upstream + request.path_qs, data=body,
+                                             headers={"content-type": request.headers.get("content-type",
+                                                                                          "application/xml")}) as up:
+                reply = await up.read()
+                status, content_type = up.status, up.content_type
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            self.seen.append((message_type(body), "(VTN down)"))
+            return web.Response(status=502, text="VTN unreachable")
         req_type, reply_type = message_type(body), message_type(reply)
         if self.rewrite is not None:
             replaced = self.rewrite(req_type, reply_type, reply)

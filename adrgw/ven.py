@@ -80,6 +80,12 @@ def _log_level(exc: VtnError) -> int:
     return logging.ERROR if isinstance(exc, VtnSecurityError) else logging.WARNING
 
 
+def _kind(exc: Exception) -> str:
+    """What makes two failures "the same" for rate-limited lines: the error and its first words
+    (a new cause always gets its own line)."""
+    return f"{type(exc).__name__}: {re.sub(r'[0-9]+', '#', str(exc))[:80]}"
+
+
 class NotRegistered(VtnError):
     """The VTN says we are not (or no longer) registered."""
 
@@ -315,7 +321,7 @@ class VtnLink:
                     if self._ordinary_poll:
                         backoff.reset()
                     delay = backoff.next()
-                    covered = self._registration_log.hit(loop.time())
+                    covered = self._registration_log.hit(loop.time(), _kind(exc))
                     if covered is not None:
                         log.log(_log_level(exc), "VTN registration attempt %d failed%s: %s; retrying in %.1f s "
                                 "(at most %g s apart, a summary line every %d s)", self.registration_attempts,
@@ -500,7 +506,7 @@ class VtnLink:
                 resync = True
                 # Capped exponential backoff between failed polls, never faster than the poll period.
                 delay = max(delay, backoff.next())
-                covered = failures.hit(loop.time())
+                covered = failures.hit(loop.time(), _kind(exc))
                 if covered is not None:
                     log.log(_log_level(exc), "VTN poll failed (%d in a row): %s; next poll in %.1f s",
                             failures.total, exc, delay)
@@ -680,7 +686,7 @@ class VtnLink:
                 await self.send_report([(stream, sample) for _, stream, sample in batch])
             except VtnError as exc:
                 delay = backoff.next()
-                covered = failures.hit(loop.time())
+                covered = failures.hit(loop.time(), _kind(exc))
                 if covered is not None:
                     log.log(_log_level(exc), "report delivery failed (%d in a row, %d sample(s) kept): %s; "
                             "the same batch of %d is sent again in %.1f s", failures.total, len(self.samples),

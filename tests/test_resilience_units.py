@@ -251,3 +251,12 @@ async def test_read_only_filesystem_at_start_works_from_memory_then_moves_to_the
     await again.open()
     assert await again.get("ven_id") == "ven-1" and await again.get("opt_out") == "1"
     await again.close()
+
+
+def test_summary_always_logs_a_new_kind_of_failure() -> None:
+    summary = Summary(every=60.0)
+    assert summary.hit(0.0, "refused: DTD") == 1
+    assert summary.hit(1.0, "refused: DTD") is None
+    assert summary.hit(2.0, "refused: not XML") == 2  # a new cause: its own line, covering the hidden one
+    assert summary.hit(3.0, "refused: not XML") is None
+    assert summary.hit(63.0, "refused: not XML") == 2

@@ -81,6 +81,10 @@ class Gateway:
             parts.append(f"meter failing ({self.sampler.failures} reads)")
         if self.controller.active_event:
             parts.append(f"event {self.controller.active_event} active")
+        if not self.store.healthy:
+            parts.append(f"storage failing ({self.store.failing})")
+        if self.tasks.dead:
+            parts.append(f"restarting task(s) {', '.join(sorted(self.tasks.dead))}")
         return "; ".join(parts)
 
     def status(self) -> dict[str, float]:

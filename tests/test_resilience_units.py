@@ -260,3 +260,40 @@ def test_summary_always_logs_a_new_kind_of_failure() -> None:
     assert summary.hit(2.0, "refused: not XML") == 2  # a new cause: its own line, covering the hidden one
     assert summary.hit(3.0, "refused: not XML") is None
     assert summary.hit(63.0, "refused: not XML") == 2
+
+
+async def test_watchdog_is_not_fed_while_a_supervised_task_is_dead(tmp_path) -> None:
+    import socket
+
+    from adrgw.sdnotify import Notifier
+
+    path = str(tmp_path / "notify")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.setblocking(False)
+    health = TaskHealth()
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "40000"})  # ping every 20 ms
+    task = asyncio.create_task(notifier.run_watchdog(lambda: "ok", alive=lambda: health.alive))
+
+    def received() -> list[bytes]:
+        got = []
+        while True:
+            try:
+                got.append(server.recv(4096))
+            except BlockingIOError:
+                return got
+
+    await asyncio.sleep(0.1)
+    assert any(b"WATCHDOG=1" in d for d in received())
+    health.dead.add("report-delivery")
+    await asyncio.sleep(0.02)
+    received()  # a ping in flight when the task died
+    await asyncio.sleep(0.15)
+    while_dead = received()
+    assert while_dead and not any(b"WATCHDOG=1" in d for d in while_dead)  # STATUS only
+    health.dead.clear()
+    await asyncio.sleep(0.1)
+    assert any(b"WATCHDOG=1" in d for d in received())
+    task.cancel()
+    notifier.close()
+    server.close()

@@ -87,6 +87,7 @@ class Store:
         self._failing_since: Optional[float] = None
         self.failed_writes = 0  # during the current episode
         self.episodes = 0
+        self._reserve_used = False
         self._healthy = asyncio.Event()
         self._healthy.set()
 
@@ -107,12 +108,16 @@ class Store:
             raise StoreError("the state store is closed")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._run, fn, args, critical)
+            result = await loop.run_in_executor(self._executor, self._run, fn, args, critical)
         except _NOT_FAULTS:
             raise
         except _FAULTS as exc:
             self._fault(f"{type(exc).__name__}: {exc}")
             raise StoreFault(str(exc)) from exc
+        if self._reserve_used:
+            self._reserve_used = False
+            self._fault("disk full (the reserve file was used for an acknowledgement)")
+        return result
 
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...], critical: bool = False) -> T:
         assert self._db is not None, "store not open"
@@ -124,6 +129,7 @@ class Store:
             if not (critical and _is_disk_full(exc) and self._release_reserve()):
                 raise
             log.warning("disk full: released the reserve file to commit an acknowledgement")
+            self._reserve_used = True  # an episode even though this commit succeeds
             return fn(self._db, *args)
 
     def _release_reserve(self) -> bool:
@@ -275,6 +281,8 @@ class Store:
             return self._move_to_file("the state file was removed")
         if _read_only_mount(self.directory):
             return f"[state] directory {str(self.directory)!r} is read-only"
+        if self.failing is None:
+            return None  # healthy: the writes themselves report the next fault (no probe writes)
         try:
             assert self._db is not None
             with self._db:

@@ -48,6 +48,7 @@ ADDING = re.compile(r"Adding (\S+), (\S+) to report")
 UNSTORED = re.compile(r"could not store the sample for (\S+),")
 EVENT_INTERVAL = 3.0
 CLOCK_STEP = 20.0
+_MOUNTED: list[Path] = []
 
 
 def clock_value(t: float) -> float:
@@ -129,6 +130,7 @@ async def main() -> None:
     mounted = False
     if root:
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(state)], check=True)
+        _MOUNTED.append(state)
         mounted = True
 
     vtn = DemoVtn(port=free_port(), poll_freq=1.0)
@@ -339,5 +341,15 @@ directory = {state / 'state'}
     write_result("chaos", result, args.quick)
 
 
+def _cleanup_mounts() -> None:
+    """A run that died half-way must not leave its tmpfs mounted (only this run's)."""
+    for path in _MOUNTED:
+        if os.path.ismount(path):
+            subprocess.run(["umount", "-l", str(path)], check=False)
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        _cleanup_mounts()

@@ -108,7 +108,9 @@ class Store:
             raise StoreError("the state store is closed")
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._executor, self._run, fn, args, critical)
+            # Shielded: a caller cancelled at shutdown (the VTN link saving a distribution) must not
+            # drop its write from the executor's queue; close() runs after it, in order.
+            result = await asyncio.shield(loop.run_in_executor(self._executor, self._run, fn, args, critical))
         except _NOT_FAULTS:
             raise
         except _FAULTS as exc:

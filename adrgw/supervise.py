@@ -50,16 +50,23 @@ async def supervised(name: str, factory: Callable[[], Awaitable[Any]], health: T
     """
     crashes = 0
     loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
     while True:
         started = loop.time()
         try:
             await factory()
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError()
             log.error("task %s ended unexpectedly; restarting it", name)
         except asyncio.CancelledError:
             raise
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException:  # noqa: BLE001 - see docstring
+            if me is not None and me.cancelling():
+                # Shutting down: the task was cancelled but the cancellation was lost on the way
+                # (Python 3.11's asyncio.wait_for can swallow it) and it failed on a closed resource.
+                raise asyncio.CancelledError() from None
             log.exception("task %s failed; restarting it", name)
         if loop.time() - started >= STABLE_AFTER:
             crashes = 0

@@ -297,3 +297,25 @@ async def test_watchdog_is_not_fed_while_a_supervised_task_is_dead(tmp_path) -> 
     task.cancel()
     notifier.close()
     server.close()
+
+
+async def test_a_cancelled_task_that_swallowed_its_cancellation_is_not_restarted(caplog) -> None:
+    """Python 3.11's wait_for can lose a cancellation; the task then fails on a closed resource.
+    Shutting down, that is not a crash to restart."""
+    health = TaskHealth()
+    runs: list[int] = []
+
+    async def swallows() -> None:
+        runs.append(1)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass  # lost on the way
+        raise AttributeError("'NoneType' object has no attribute 'this_application'")
+
+    task = asyncio.create_task(supervised("meter-sampler", swallows, health))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and runs == [1] and health.crashes == 0
+    assert not [r for r in caplog.records if "meter-sampler" in r.getMessage()]

@@ -312,8 +312,8 @@ class VtnLink:
                 try:
                     await self.register()
                     failed = self._registration_log.reset()
-                    if failed > 1:
-                        log.warning("registered after %d failed attempt(s)", failed)
+                    if failed:
+                        log.info("registered after %d failed attempt(s)", failed)
                     await self.register_reports()
                     await self.request_events()
                     await self._poll_until_reregister()

@@ -159,9 +159,9 @@ class EventController:
         self._seq += len(parsed)
         for change in changes:
             self._log_change(change.kind, change.event_id, change.modification_number, before)
+        self.refresh()  # the points first: they must not wait for the disk (slow, full or failing)
         if any(c.kind not in ("unchanged",) for c in changes):
             await self._persist()
-        self.refresh()
         return responses
 
     def _prepare(self, event: Event, now: datetime) -> Event:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 from . import points as P
 from . import snapshot
 from .bacnet import GatewayDevice, PointRef
+from .clockwatch import ClockWatch
 from .config import Settings
 from .events import EventController, utc_now
 from .history import EventHistory, MeterHistory
@@ -22,6 +23,8 @@ from .web import StatusServer, WebStartError
 from .signals import point_specs as signal_point_specs
 from .targeting import Identity
 from .report_service import ReportService
+from .gatewaystatus import gateway_status
+from .supervise import TaskHealth, supervised
 from .sdnotify import Notifier
 from .store import Store
 from .writer import WriteThrough
@@ -37,6 +40,9 @@ SHUTDOWN_GRACE = 5.0
 EXIT_REINITIALIZE = 75
 # ADR-VTN-Online is re-evaluated this often (it depends on time passing without a poll answer).
 VTN_WATCH_SECONDS = 1.0
+# The state store is checked this often for faults the writes cannot see (directory removed) and for
+# recovery from a fault (disk full, read-only): a fault episode ends within this time of its cause.
+STORE_CHECK_SECONDS = 2.0
 
 
 class Gateway:
@@ -54,11 +60,12 @@ class Gateway:
                                           signal_points=s.signals, identity=self.identity)
         self.samples = SampleQueue(self.store, max_samples=max(1, int(s.state.max_backlog_hours * 3600
                                                                          / s.meter.interval)))
+        self.tasks = TaskHealth()
         self.reports = ReportService(s.meter, s.reports, self.samples, self.store, status=self.status,
                                      status_report=s.ven.status_report, history_hours=s.state.history_hours,
                                      retry_max=s.ven.retry_max)
         self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, store=self.store,
-                            report_service=self.reports)
+                            report_service=self.reports, tasks=self.tasks)
         self.controller.send_opts = self.link.opts.queue_answers
         self.controller.opts = self.link.opts
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
@@ -76,7 +83,8 @@ class Gateway:
                                on_sample=self._sampled,
                                on_failure=self.device.set_meter_fault,
                                extra_read=self._read_report_points if s.reports else None,
-                               extra_scales={p.name: p.scale for p in s.reports})
+                               extra_scales={p.name: p.scale for p in s.reports}, timeout=s.meter.timeout)
+        self.clock_watch = ClockWatch([self.controller.refresh, self.sampler.rearm])
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
         self._stopped = False
@@ -135,6 +143,10 @@ class Gateway:
             parts.append(f"meter failing ({self.sampler.failures} reads)")
         if self.controller.active_event:
             parts.append(f"event {self.controller.active_event} active")
+        if not self.store.healthy:
+            parts.append(f"storage failing ({self.store.failing})")
+        if self.tasks.dead:
+            parts.append(f"restarting task(s) {', '.join(sorted(self.tasks.dead))}")
         return "; ".join(parts)
 
     def status(self) -> dict[str, float]:
@@ -143,10 +155,23 @@ class Gateway:
         return {"online": 1.0, "manual_override": 1.0 if self.controller.opt_out else 0.0,
                 "level": float(self.device.level)}
 
+    def gateway_status(self) -> int:
+        """ADR-Gateway-Status's present value now (gatewaystatus.py decides)."""
+        return gateway_status(self.link.online(), self.sampler.failures, self.store.healthy)
+
     async def _watch_vtn(self) -> None:
         while True:
             self.device.set_value(P.VTN_ONLINE, self.link.online())
+            self.device.set_value(P.GATEWAY_STATUS, self.gateway_status())
             await asyncio.sleep(VTN_WATCH_SECONDS)
+
+    async def _maintain_store(self) -> None:
+        """Detect and end storage fault episodes; once the store works, commit what waited in memory."""
+        while True:
+            await asyncio.sleep(STORE_CHECK_SECONDS)
+            if await self.store.check():
+                await self.samples.flush()
+                await self.controller.persist_pending()
 
     async def _read_report_points(self) -> dict[str, Any]:
         return await self.device.read_many(self.report_refs, self.settings.meter.timeout)
@@ -166,10 +191,12 @@ class Gateway:
         self.device.bound_apdu_timeout(self.settings.meter.timeout)
         await self.write_through.start()
         self.controller.refresh()  # stored events drive the points before the VTN answers
-        self._tasks = [asyncio.create_task(self.link.run(), name="vtn-link"),
-                       asyncio.create_task(self.sampler.run(), name="meter-sampler"),
-                       asyncio.create_task(self._watch_vtn(), name="vtn-watch"),
-                       asyncio.create_task(snapshot.run(self), name="status-snapshot")]
+        self.device.set_value(P.GATEWAY_STATUS, self.gateway_status())
+        self._tasks = [asyncio.create_task(supervised(name, factory, self.tasks), name=name)
+                       for name, factory in (("vtn-link", self.link.run), ("meter-sampler", self.sampler.run),
+                                             ("vtn-watch", self._watch_vtn), ("store-check", self._maintain_store),
+                                             ("clock-watch", self.clock_watch.run),
+                                             ("status-snapshot", lambda: snapshot.run(self)))]
         await self._start_web()
         self.started.set()
         log.info("gateway running: VEN %r -> %s; meter %s every %g s", self.settings.ven.ven_name,
@@ -223,7 +250,8 @@ async def run_until_signal(gateway: Gateway, extra_stop: Optional[Callable[[], A
         # READY once the BACnet device is up, not when the VTN answers: the building's points work
         # (from the stored schedule) while the VTN may still be unreachable.
         notifier.ready(gateway.status_line())
-        watchdog = asyncio.create_task(notifier.run_watchdog(gateway.status_line), name="sd-watchdog")
+        watchdog = asyncio.create_task(notifier.run_watchdog(gateway.status_line, alive=lambda: gateway.tasks.alive),
+                                       name="sd-watchdog")
         waiter = asyncio.create_task(gateway.wait())
         stopper = asyncio.create_task(stop.wait())
         reinit = asyncio.create_task(gateway.reinitialize.wait())

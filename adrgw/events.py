@@ -101,6 +101,7 @@ class EventController:
         self._notified_level: Optional[float] = None
         # Called with the events after each refresh (the status page's event history watches them).
         self.on_events: Optional[Callable[[dict[str, Event]], None]] = None
+        self._unsaved = False  # a save failed (storage fault): persist_pending() saves again
 
     # -- persistence ------------------------------------------------------------------------------
 
@@ -126,8 +127,23 @@ class EventController:
         rows = [(e.event_id, json.dumps(event_to_dict(e))) for e in self.events.values()]
         try:
             await self.store.call(_save_events, rows)
+            self._unsaved = False
         except Exception as exc:  # noqa: BLE001 - the points must keep working without the disk
-            log.error("could not save events to the state store: %s", exc)
+            self._unsaved = True
+            log.error("could not save events to the state store (%s): the schedule runs from memory and is "
+                      "saved when the storage works again", exc)
+
+    async def persist_pending(self) -> None:
+        """Save what a storage fault kept from being saved (events, opt-out state)."""
+        if self.store is None or not self._unsaved:
+            return
+        try:
+            await self.store.set("opt_out", "1" if self.opt_out else "0")
+        except Exception:  # noqa: BLE001 - still failing: try again at the next check
+            return
+        await self._persist()
+        if not self._unsaved:
+            log.info("events saved to the state store after the storage fault")
 
     # -- the VTN's distributions ---------------------------------------------------------------------
 
@@ -172,9 +188,9 @@ class EventController:
         self._seq += len(parsed)
         for change in changes:
             self._log_change(change.kind, change.event_id, change.modification_number, before)
+        self.refresh()  # the points first: they must not wait for the disk (slow, full or failing)
         if any(c.kind not in ("unchanged",) for c in changes):
             await self._persist()
-        self.refresh()
         if self.opt_out and self.opts is not None:
             # Events arriving while ADR-Opt-Out is active get their own oadrCreateOpt too.
             await self.opts.opted_out([(e.event_id, e.modification_number) for e in parsed
@@ -254,6 +270,7 @@ class EventController:
             try:
                 await self.store.set("opt_out", "1" if active else "0")
             except Exception as exc:  # noqa: BLE001
+                self._unsaved = True
                 log.error("could not save the opt-out state: %s", exc)
         await self._persist()
         log.info("opt-%s: %d event(s) affected%s", "out" if active else "in", len(changed),

@@ -23,6 +23,7 @@ from bacpypes3.object import BinaryValueObject as _BinaryValueObject
 from bacpypes3.object import MultiStateValueObject as _MultiStateValueObject
 
 from .ratelimit import RateLimitedLog
+from .gatewaystatus import STATES as GATEWAY_STATES
 
 log = logging.getLogger("adrgw.points")
 
@@ -43,6 +44,8 @@ DEBUG_LOGGED = frozenset({START_IN, REMAINING, METER_VALUE})
 
 # A client's refused write is its problem: at most one INFO line a minute (issue 13).
 _refusals = RateLimitedLog(log)
+GATEWAY_STATUS = "ADR-Gateway-Status"
+EVENT_STATUS_STATES = ("none", "far", "near", "active")
 
 
 def _refuse(obj: Any, attr: Any) -> None:
@@ -124,6 +127,7 @@ class PointSpec:
     description: str
     units: str = "noUnits"
     cov_increment: float = 0.0
+    states: tuple[str, ...] = EVENT_STATUS_STATES  # stateText of a multistate point
 
 
 def point_specs(event_level_name: str) -> list[PointSpec]:
@@ -140,6 +144,9 @@ def point_specs(event_level_name: str) -> list[PointSpec]:
         PointSpec("binary", 1, EVENT_ACTIVE, "Active while an event interval is active"),
         PointSpec("optout", 2, OPT_OUT, "Write active to opt out of the active and all pending events"),
         PointSpec("binary", 3, VTN_ONLINE, "Registered with the VTN and its last poll answered in time"),
+        PointSpec("multistate", 2, GATEWAY_STATUS, "Most severe gateway condition: 1 ok, 2 vtn-unreachable, "
+                  "3 meter-failing, 4 storage-failing (severity: storage, vtn, meter)",
+                  states=GATEWAY_STATES),
     ]
 
 
@@ -152,7 +159,7 @@ def make_point(spec: PointSpec, units: Optional[str] = None) -> Any:
                                    reliability="noFaultDetected", **common)
     if spec.kind == "multistate":
         return ReadOnlyMultiStateValue(objectIdentifier=("multi-state-value", spec.instance), presentValue=1,
-                                       numberOfStates=4, stateText=["none", "far", "near", "active"], **common)
+                                       numberOfStates=len(spec.states), stateText=list(spec.states), **common)
     cls = OptOutBinaryValue if spec.kind == "optout" else ReadOnlyBinaryValue
     return cls(objectIdentifier=("binary-value", spec.instance), presentValue="inactive",
                inactiveText="inactive", activeText="active", **common)

@@ -27,6 +27,7 @@ from openleadr import enums, objects, utils
 
 from . import reports as R
 from . import store as S
+from .store import StoreFault
 from .config import MeterSettings, ReportPoint
 from .lograte import DeliverySummary
 from .oadr_report import OutInterval, OutReport, ResourceStatus, update_report
@@ -300,6 +301,10 @@ class ReportService:
         failures = 0
         while True:
             await self.transport.registered.wait()
+            # While the state store is failing, hold delivery back: a cursor that cannot be committed
+            # would make the VTN get that batch again after a restart (issue 11). The store logs the
+            # fault episode itself, once, at ERROR.
+            await self.store.wait_healthy()
             try:
                 await self.restore()
                 progressed = await self.step(time.time())
@@ -316,6 +321,13 @@ class ReportService:
             except ReportNotAcknowledged as exc:
                 failures += 1
                 log.warning("report not acknowledged (%d in a row): %s; retry in %.1f s", failures, exc, delay)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(self.retry_max, delay * 2)
+                continue
+            except StoreFault:
+                # Already logged by the store (one ERROR per episode); acknowledged cursors stay in
+                # memory, so nothing is sent twice by this process. Back off, then wait for recovery.
+                failures += 1
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(self.retry_max, delay * 2)
                 continue
@@ -388,7 +400,8 @@ class ReportService:
         memory (nothing is sent twice while the process lives) and this is retried first."""
         for request_id, (cursor, specifier, finished) in list(self._uncommitted.items()):
             stored = cursor if math.isfinite(cursor) else -1e300
-            await self.store.call(S.commit_report_cursor, request_id, stored, specifier, finished)
+            # critical: on a full disk the store releases its reserve so the acknowledgement commits.
+            await self.store.call(S.commit_report_cursor, request_id, stored, specifier, finished, critical=True)
             del self._uncommitted[request_id]
             if specifier is not None:
                 self.delivered[specifier] = max(self.delivered.get(specifier, stored), stored)

@@ -57,13 +57,17 @@ class Notifier:
     def stopping(self) -> bool:
         return self.send("STOPPING=1")
 
-    async def run_watchdog(self, status: Optional[Callable[[], str]] = None) -> None:
-        """Ping WATCHDOG=1 (with a fresh STATUS line) from the event loop until cancelled."""
+    async def run_watchdog(self, status: Optional[Callable[[], str]] = None,
+                           alive: Callable[[], bool] = lambda: True) -> None:
+        """Ping WATCHDOG=1 (with a fresh STATUS line) from the event loop until cancelled.
+
+        No ping while ``alive()`` is False (a supervised task is dead and waiting to restart): if it
+        stays dead past WatchdogSec, systemd restarts the process."""
         if self.watchdog_interval is None and status is None:
             return
         interval = self.watchdog_interval or 30.0
         while True:
-            fields = ["WATCHDOG=1"] if self.watchdog_interval is not None else []
+            fields = ["WATCHDOG=1"] if self.watchdog_interval is not None and alive() else []
             if status is not None:
                 fields.append(f"STATUS={status()}")
             self.send(*fields)

@@ -37,6 +37,12 @@ class SampleQueue:
     are dropped and counted, with at most one warning per hour saying how many, so a long VTN outage
     cannot fill the disk. Delivered samples stay for [state] history_hours (HISTORY_USAGE), then
     ``prune`` removes them. Nothing per sample is kept in memory: only the count.
+
+    Storage faults: a sample that cannot be stored is counted in ``unstored`` (the caller logs its
+    instant). While the store is failing, ``wait()`` holds delivery back: an acknowledgement that
+    cannot be committed would make the VTN get that batch again after a restart. An ack whose commit
+    fails anyway is kept in memory (those samples are never sent again by this process) and committed
+    by ``flush()`` once the store works again.
     """
 
     WARN_EVERY = 3600.0  # seconds between "dropped" warnings
@@ -49,6 +55,8 @@ class SampleQueue:
         self.dropped = 0
         self.delivered = 0
         self.stored = 0  # samples inserted (all streams), for /metrics
+        self.unstored = 0  # samples that could not be stored (storage fault): lost, counted
+        self._uncommitted: set[int] = set()  # acknowledged by the VTN, deletion not committed yet
         self._dropped_unreported = 0
         self._last_warning: Optional[float] = None
 
@@ -59,7 +67,7 @@ class SampleQueue:
             log.info("%d undelivered sample(s) from before the restart are queued for the VTN", self._count)
 
     def __len__(self) -> int:
-        return self._count
+        return max(0, self._count - len(self._uncommitted))
 
     async def put(self, sample: Sample, stream: str = "") -> bool:
         """Store ``sample`` durably; False if a sample for that instant is already queued."""
@@ -84,7 +92,13 @@ class SampleQueue:
 
         if not rows:
             return 0
-        inserted, self._count, dropped = await self._store.call(_put)
+        from .store import StoreFault
+
+        try:
+            inserted, self._count, dropped = await self._store.call(_put)
+        except StoreFault:
+            self.unstored += len(rows)
+            raise
         self.stored += max(0, inserted)
         if dropped:
             self._note_dropped(dropped)
@@ -108,31 +122,58 @@ class SampleQueue:
         return [(row_id, sample) for row_id, _, sample in await self.peek_streams(limit)]
 
     async def peek_streams(self, limit: int) -> list[tuple[int, str, Sample]]:
-        def _peek(db: Any) -> list[tuple[int, str, float, float]]:
-            return db.execute("SELECT id, stream, ts, value FROM samples ORDER BY id LIMIT ?", (limit,)).fetchall()
+        """The oldest queued samples, never one already acknowledged; [] while the store is failing."""
+        if not self._store.healthy:
+            return []
+        skip = len(self._uncommitted)
 
-        rows = await self._store.call(_peek)
+        def _peek(db: Any) -> list[tuple[int, str, float, float]]:
+            return db.execute("SELECT id, stream, ts, value FROM samples ORDER BY id LIMIT ?",
+                              (limit + skip,)).fetchall()
+
+        rows = [row for row in await self._store.call(_peek) if row[0] not in self._uncommitted][:limit]
         return [(row_id, stream, Sample(datetime.fromtimestamp(ts, timezone.utc), value))
                 for row_id, stream, ts, value in rows]
 
     async def ack(self, batch: list[Any]) -> None:
-        """Remove ``batch`` (returned by peek/peek_streams) once the VTN acknowledged its report."""
+        """Remove ``batch`` (returned by peek/peek_streams) once the VTN acknowledged its report.
+
+        Never raises for a storage fault: the ack is then held in memory until ``flush()`` commits it.
+        """
         if not batch:
             return
-        ids = [row[0] for row in batch]
+        self._uncommitted.update(row[0] for row in batch)
+        await self.flush()
+
+    async def flush(self) -> bool:
+        """Commit the acknowledgements held in memory; True when none is left."""
+        from .store import StoreFault
+
+        if not self._uncommitted:
+            return True
+        ids = sorted(self._uncommitted)
 
         def _ack(db: Any) -> tuple[int, int]:
             with db:
                 cur = db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in ids])
                 return cur.rowcount, _count_owed(db)
 
-        removed, self._count = await self._store.call(_ack)
+        try:
+            removed, self._count = await self._store.call(_ack, critical=True)
+        except StoreFault as exc:
+            log.error("could not commit the acknowledgement of %d delivered sample(s) (%s); kept in memory "
+                      "and committed when the storage works again", len(ids), exc)
+            return False
+        self._uncommitted.difference_update(ids)
         self.delivered += max(0, removed)
-        if not self._count:
+        if not len(self):
             self._nonempty.clear()
+        return True
 
     async def wait(self) -> None:
+        """Until a sample is queued and the store can commit its acknowledgement."""
         await self._nonempty.wait()
+        await self._store.wait_healthy()
 
     async def oldest_owed(self) -> Optional[datetime]:
         """The cadence instant of the oldest sample not yet delivered (None when none waits)."""
@@ -198,14 +239,54 @@ def next_tick(now: float, interval: float) -> float:
     return (math.floor(now / interval) + 1) * interval
 
 
+# A read may start this much after its instant and still be filed under it: the event loop's wake-up
+# jitter on a loaded 2-core machine (measured p99 well under 50 ms), on top of the read timeout.
+WAKE_SLACK = 0.25
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the sampler does next: ``sleep`` (for ``wait`` seconds), ``sample`` (at ``tick``),
+    ``missed`` (``tick`` passed too long ago: skip to ``next``), ``stepped_back`` (the wall clock went
+    back: re-arm on ``next``)."""
+
+    action: str
+    tick: float
+    next: float
+    wait: float = 0.0
+
+
+def plan(now: float, tick: float, interval: float, late_limit: float) -> Step:
+    """Pure cadence rule, with the wall-clock time passed in.
+
+    A sample is taken at ``tick`` only if ``tick <= now <= tick + late_limit``: never stamped in the
+    future, never filed under an instant long gone (a stall, SIGSTOP, a forward clock step). A tick more
+    than one interval ahead means the wall clock stepped back: re-arm on the new timeline. Sleeps are
+    at most one interval, so a step is noticed within one interval even without a clock watch.
+    """
+    if tick - now > interval:
+        return Step("stepped_back", tick, next_tick(now, interval))
+    if now < tick:
+        return Step("sleep", tick, tick, wait=min(tick - now, interval))
+    if now - tick > late_limit:
+        return Step("missed", tick, next_tick(now, interval))
+    return Step("sample", tick, next_tick(now, interval))
+
+
 class Sampler:
-    """Reads the meter every ``interval`` seconds on the wall-clock cadence and queues the value."""
+    """Reads the meter every ``interval`` seconds on the wall-clock cadence and queues the value.
+
+    Waits run on the monotonic clock (asyncio), stamps come from the wall clock (``wall``), and the
+    two are reconciled by ``plan`` before every read. ``rearm()`` (the clock watch calls it on a wall
+    clock step) makes the sampler re-evaluate at once.
+    """
 
     def __init__(self, read: ReadFn, queue: SampleQueue, interval: float, scale: float,
                  describe: str, on_sample: Optional[Callable[[Sample], None]] = None,
                  on_failure: Optional[Callable[[str], None]] = None,
                  extra_read: Optional[Callable[[], Awaitable[dict[str, Any]]]] = None,
-                 extra_scales: Optional[dict[str, float]] = None) -> None:
+                 extra_scales: Optional[dict[str, float]] = None, timeout: float = 3.0,
+                 wall: Callable[[], float] = time.time) -> None:
         self._read = read
         self._queue = queue
         self._interval = interval
@@ -216,26 +297,49 @@ class Sampler:
         self._extra_read = extra_read  # [report.NAME] points, read together on the same cadence
         self._extra_scales = extra_scales or {}
         self._extra_failing: set[str] = set()
+        self._late_limit = timeout + WAKE_SLACK
+        self._wall = wall
+        self._rearm = asyncio.Event()
         self.failures = 0  # consecutive
         self.samples = 0
         self.last_sample: Optional[Sample] = None  # the last good reading (for --status)
         self.last_error: Optional[str] = None  # why the last read failed, None once it answers
         self.read_errors = 0
         self.reads_ok = 0  # meter reads that returned a value (stored or not), for /metrics
+        self.missed = 0  # cadence instants skipped: the process was stalled or the clock jumped
+        self.late_reads = 0  # reads that finished too long after their instant: discarded
+        self.unstored = 0  # samples that could not be stored (storage fault)
+
+    def rearm(self) -> None:
+        """Re-evaluate the cadence now (the wall clock was stepped)."""
+        self._rearm.set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        tick = next_tick(time.time(), self._interval)
+        tick = next_tick(self._wall(), self._interval)
         while True:
-            # Sleep on the monotonic clock toward the wall-clock tick; recomputed each round, so a
-            # slow read never shifts the cadence and a missed tick is skipped, not bunched.
-            delay = tick - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            started = loop.time()
-            await self.sample_once(datetime.fromtimestamp(tick, timezone.utc))
-            log.debug("read took %.1f ms", (loop.time() - started) * 1000)
-            tick = next_tick(max(time.time(), tick), self._interval)
+            step = plan(self._wall(), tick, self._interval, self._late_limit)
+            if step.action == "sleep":
+                self._rearm.clear()
+                try:
+                    await asyncio.wait_for(self._rearm.wait(), step.wait)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            if step.action == "stepped_back":
+                log.warning("wall clock stepped back %.1f s: sampling re-armed on the new timeline",
+                            tick - self._interval - self._wall())
+            elif step.action == "missed":
+                skipped = int(round((step.next - step.tick) / self._interval))
+                self.missed += skipped
+                log.warning("no sample for %d instant(s) from %s (the process was stalled or the wall clock "
+                            "jumped ahead): none is filed late", skipped,
+                            datetime.fromtimestamp(step.tick, timezone.utc).isoformat())
+            else:
+                started = loop.time()
+                await self.sample_once(datetime.fromtimestamp(tick, timezone.utc))
+                log.debug("read took %.1f ms", (loop.time() - started) * 1000)
+            tick = step.next
 
     async def sample_once(self, stamp: datetime) -> Optional[Sample]:
         if self._extra_read is None:
@@ -248,6 +352,11 @@ class Sampler:
         from .bacnet import MeterReadError
 
         items: list[tuple[str, Sample]] = []
+        if self._wall() - stamp.timestamp() > self._late_limit:
+            self.late_reads += 1
+            log.warning("discarded %d report point reading(s) for %s: finished too long after the instant",
+                        len(values), stamp.isoformat())
+            return
         for stream, value in values.items():
             if isinstance(value, MeterReadError):
                 if stream not in self._extra_failing:
@@ -286,14 +395,25 @@ class Sampler:
         if self.failures:
             log.warning("meter answers again after %d failed read(s)", self.failures)
             self.failures = 0
+        late = self._wall() - stamp.timestamp()
+        if late > self._late_limit:
+            # The process stalled (or the clock jumped) during the read: the value belongs to now,
+            # not to the instant; filing it there would invent a sample.
+            self.late_reads += 1
+            log.warning("discarded the reading for %s: it finished %.1f s after its instant (more than the "
+                        "read timeout)", stamp.isoformat(), late)
+            return None
         value = raw * self._scale
         sample = Sample(stamp, value)
         try:
             if not await self._queue.put(sample):  # durable before anything else happens to it
                 return None
         except Exception as exc:  # noqa: BLE001 - a broken disk must not stop the gateway
-            log.error("could not store the sample for %s (%s: %s); it is lost", stamp.isoformat(),
-                      type(exc).__name__, exc)
+            self.unstored += 1
+            log.warning("could not store the sample for %s, %s (%s: %s): not delivered, counted (%d so far)",
+                        stamp.isoformat(), value, type(exc).__name__, exc, self.unstored)
+            if self._on_sample is not None:
+                self._on_sample(sample)  # the BACnet mirror still shows the reading
             return None
         log.info("Adding %s, %s to report", stamp.isoformat(), value)
         self.samples += 1

@@ -33,6 +33,8 @@ from openleadr.messaging import parse_message, validate_xml_schema, validate_xml
 from .config import MeterSettings, VenSettings
 from .oadr_fixes import create_party_registration
 from .report_service import ReportService, Transport
+from .ratelog import Summary
+from .supervise import TaskHealth, supervised
 from .telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.ven")
@@ -67,6 +69,20 @@ class VtnHttpError(VtnError):
 
 class VtnProtocolError(VtnError):
     pass
+
+
+class VtnSecurityError(VtnProtocolError):
+    """The VTN's certificate or signature is not the one we trust: an operator must see it (ERROR)."""
+
+
+def _log_level(exc: VtnError) -> int:
+    return logging.ERROR if isinstance(exc, VtnSecurityError) else logging.WARNING
+
+
+def _kind(exc: Exception) -> str:
+    """What makes two failures "the same" for rate-limited lines: the error and its first words
+    (a new cause always gets its own line)."""
+    return f"{type(exc).__name__}: {re.sub(r'[0-9]+', '#', str(exc))[:80]}"
 
 
 class NotRegistered(VtnError):
@@ -149,8 +165,12 @@ class GatewayClient(OpenADRClient):
                         raise VtnProtocolError(f"{service}: refused reply with content type {resp.content_type!r}")
         except TimeoutError:
             raise VtnUnreachable(f"{service}: no answer within {self.request_timeout:g} s") from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise VtnSecurityError(f"{service}: VTN certificate not trusted: {exc.certificate_error}") from None
         except aiohttp.ClientError as exc:
             raise VtnUnreachable(f"{service}: {type(exc).__name__}: {exc}") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise VtnSecurityError(f"{service}: VTN certificate not trusted: {exc}") from None
         except ssl.SSLError as exc:
             raise VtnUnreachable(f"{service}: TLS: {exc}") from None
         except OSError as exc:
@@ -166,7 +186,8 @@ class GatewayClient(OpenADRClient):
                 validate_xml_signature(tree, cert_fingerprint=self.vtn_fingerprint)
             message_type, payload = parse_message(content)
         except errors.FingerprintMismatch as exc:
-            raise VtnProtocolError(f"{service}: VTN certificate not trusted: {exc}") from None
+            raise VtnSecurityError(f"{service}: VTN certificate fingerprint does not match [ven] "
+                                   f"vtn_fingerprint: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - lxml/xmltodict/signxml raise many types
             raise VtnProtocolError(f"{service}: refused reply: {type(exc).__name__}: "
                                    f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -224,7 +245,8 @@ class VtnLink:
     def __init__(self, settings: VenSettings, meter: MeterSettings, samples: SampleQueue,
                  on_distribution: DistributionHandler,
                  status: Optional[Callable[[], dict[str, float]]] = None, store: Any = None,
-                 reports: tuple[Any, ...] = (), report_service: Optional[ReportService] = None) -> None:
+                 reports: tuple[Any, ...] = (), report_service: Optional[ReportService] = None,
+                 tasks: Optional[TaskHealth] = None) -> None:
         self.settings = settings
         self.meter = meter
         self.samples = samples
@@ -251,6 +273,10 @@ class VtnLink:
         # re-registering an existing registration"); None after the VTN cancelled it or refused it.
         self.previous_registration_id: Optional[str] = None
         self.vtn_id: Optional[str] = None  # the VTN we registered with; messages from others are refused
+        self.tasks = tasks or TaskHealth()  # its delivery tasks are supervised; a dead one shows here
+        self._ordinary_poll = False  # a poll was answered with something else than a re-registration
+        self._registration_log = Summary()
+        self._reregistration_log = Summary()
 
     @property
     def ven_id(self) -> Optional[str]:
@@ -277,26 +303,47 @@ class VtnLink:
             except Exception as exc:  # noqa: BLE001
                 log.warning("could not read the last registration from the state store: %s", exc)
         await self.opts.restore()
-        reporter = asyncio.create_task(self.reports.run(), name="report-delivery")
-        opts = asyncio.create_task(self.opts.run(), name="opt-delivery")
+        reporter = asyncio.create_task(supervised("report-delivery", self.reports.run, self.tasks),
+                                       name="report-delivery")
+        opts = asyncio.create_task(supervised("opt-delivery", self.opts.run, self.tasks), name="opt-delivery")
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 self.registration_attempts += 1
+                self._ordinary_poll = False
                 try:
                     await self.register()
-                    backoff.reset()
+                    failed = self._registration_log.reset()
+                    if failed:
+                        log.info("registered after %d failed attempt(s)", failed)
                     await self.register_reports()
                     await self.request_events()
                     await self._poll_until_reregister()
                 except VtnError as exc:
+                    if self._ordinary_poll:
+                        backoff.reset()
                     delay = backoff.next()
-                    log.warning("VTN registration attempt %d failed: %s; retrying in %.1f s",
-                                self.registration_attempts, exc, delay)
+                    covered = self._registration_log.hit(loop.time(), _kind(exc))
+                    if covered is not None:
+                        log.log(_log_level(exc), "VTN registration attempt %d failed%s: %s; retrying in %.1f s "
+                                "(at most %g s apart, a summary line every %d s)", self.registration_attempts,
+                                "" if covered == 1 else f" ({covered} failures since the last line)", exc, delay,
+                                self.settings.retry_max, self._registration_log.every)
                     self._unregister_locally()
                     await asyncio.sleep(delay)
                 else:
-                    log.info("re-registering with the VTN")
                     self._unregister_locally()
+                    # A VTN that asks for re-registration on every poll gets one registration per
+                    # backoff step, not one per poll; the backoff starts over once a poll was answered
+                    # with anything else.
+                    if self._ordinary_poll:
+                        backoff.reset()
+                    delay = backoff.next()
+                    covered = self._reregistration_log.hit(loop.time())
+                    if covered is not None:
+                        log.info("re-registering with the VTN in %.1f s%s", delay,
+                                 "" if covered == 1 else f" ({covered} re-registration requests since the last line)")
+                    await asyncio.sleep(delay)
         finally:
             reporter.cancel()
             opts.cancel()
@@ -374,29 +421,45 @@ class VtnLink:
     async def _poll_until_reregister(self) -> None:
         c = self.client
         loop = asyncio.get_running_loop()
-        failures = 0
+        failures = Summary()
+        backoff = Backoff(RETRY_INITIAL, self.settings.retry_max)
+        resync = False  # a poll failed: its answer (a distribution?) may be lost; ask for the events again
         next_at = loop.time()
         while not self._reregister.is_set():
+            delay = self.poll_period.total_seconds()
             try:
                 message_type, payload = await c._perform_request(
                     "OadrPoll", c._create_message("oadrPoll", ven_id=c.ven_id))
             except VtnError as exc:
-                failures += 1
-                if failures == 1 or failures % 30 == 0:
-                    log.warning("VTN poll failed (%d in a row): %s", failures, exc)
+                resync = True
+                # Capped exponential backoff between failed polls, never faster than the poll period.
+                delay = max(delay, backoff.next())
+                covered = failures.hit(loop.time(), _kind(exc))
+                if covered is not None:
+                    log.log(_log_level(exc), "VTN poll failed (%d in a row): %s; next poll in %.1f s",
+                            failures.total, exc, delay)
             else:
-                if failures:
-                    log.info("VTN answers polls again after %d failure(s)", failures)
-                failures = 0
+                if failures.total:
+                    log.info("VTN answers polls again after %d failure(s)", failures.reset())
+                backoff.reset()
                 self.last_poll_ok = datetime.now(timezone.utc)
+                if message_type != "oadrRequestReregistration":
+                    self._ordinary_poll = True
                 try:
+                    if resync and message_type not in ("oadrRequestReregistration", "oadrCancelPartyRegistration"):
+                        # A distribution answered to a poll that failed on our side is never sent
+                        # again by the VTN: fetch the whole current list (oadrRequestEvent).
+                        log.info("re-synchronising the events after a failed poll (oadrRequestEvent)")
+                        await self.request_events()
+                        resync = False
                     more = await self._dispatch(message_type, payload)
                 except VtnError as exc:
-                    log.warning("could not complete the exchange for %s: %s", message_type, exc)
+                    log.log(_log_level(exc), "could not complete the exchange for %s: %s", message_type, exc)
+                    resync = True
                     more = False
                 if more:
                     continue  # the VTN may have more queued: ask again right away
-            next_at = max(next_at + self.poll_period.total_seconds(), loop.time())
+            next_at = max(next_at + delay, loop.time())
             try:
                 await asyncio.wait_for(self._reregister.wait(), next_at - loop.time())
             except asyncio.TimeoutError:
@@ -421,7 +484,7 @@ class VtnLink:
         elif message_type == "oadrCreateReport":
             await self.reports.handle_create_report(payload)
         elif message_type == "oadrRequestReregistration":
-            log.info("VTN requested re-registration")
+            log.debug("VTN requested re-registration")
             await c._perform_request("EiRegisterParty", c._create_message(
                 "oadrResponse", ven_id=c.ven_id, response={"response_code": 200, "response_description": "OK",
                                                           "request_id": None}))

@@ -173,7 +173,7 @@ async def test_every_property_write_is_refused_except_the_opt_out(vtn, meter, st
     address = Address(f"127.0.0.1:{gateway.settings.bacnet.port}")
     objects = await bacnet_client.read_property(address, ObjectIdentifier("device,599"),
                                                 PropertyIdentifier("object-list"))
-    assert len(objects) == 10  # device, network port, 8 points
+    assert len(objects) == 11  # device, network port, 9 points (ADR-Gateway-Status included)
     attempts = {"object-name": "renamed", "description": "x", "present-value": 1.0, "out-of-service": True}
     refused = tried = 0
     for oid in objects:

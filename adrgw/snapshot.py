@@ -41,7 +41,7 @@ async def collect(gateway: "Gateway", running: bool = True) -> dict[str, Any]:
     """The facts only the running process knows, as JSON-ready values (times: ISO 8601 UTC)."""
     link, sampler, samples = gateway.link, gateway.sampler, gateway.samples
     oldest: Optional[datetime] = None
-    storage_ok = True
+    storage_ok = bool(gateway.store.healthy)
     try:
         oldest = await samples.oldest_owed()
     except Exception:  # noqa: BLE001 - a failing disk is itself a fact to report

@@ -78,12 +78,8 @@ class ChartCache:
 
 
 def storage_ok(gw: "Gateway") -> bool:
-    """False when the store says it is failing (an attribute another issue may add; absent: ok)."""
-    for owner in (gw, gw.store, gw.samples):
-        value = getattr(owner, "storage_ok", None)
-        if isinstance(value, bool):
-            return value
-    return True
+    """False during a storage fault episode (store.py: disk full, I/O error, read-only, removed)."""
+    return bool(gw.store.healthy)
 
 
 def health_facts(gw: "Gateway", oldest: Optional[datetime], store_readable: bool = True) -> HealthFacts:

@@ -233,6 +233,20 @@ class GatewayCollector(Collector):
             confirmed.add_metric([w.target.name], float(w.writes))
         yield writes
         yield confirmed
+        # Issue 11's fault counters: what could not be sampled or stored, and how often things broke.
+        yield counter("adrgw_samples_missed", "Cadence instants without a sample because the process was "
+                      "stalled or the wall clock jumped ahead", float(gw.sampler.missed))
+        yield counter("adrgw_samples_late_discarded", "Readings discarded because they finished more than the "
+                      "read timeout after their instant", float(gw.sampler.late_reads))
+        yield counter("adrgw_samples_unstored", "Samples that could not be stored (storage fault): not delivered",
+                      float(gw.samples.unstored))
+        yield gauge("adrgw_storage_failing", "1 during a storage fault episode (disk full, I/O error, read-only, "
+                    "removed)", 0.0 if gw.store.healthy else 1.0)
+        yield counter("adrgw_storage_fault_episodes", "Storage fault episodes since start", float(gw.store.episodes))
+        yield counter("adrgw_task_restarts", "Supervised tasks that ended unexpectedly and were restarted",
+                      float(gw.tasks.crashes))
+        yield counter("adrgw_clock_steps", "Wall-clock steps detected (the schedule and sampler were re-armed)",
+                      float(gw.clock_watch.steps))
         status_point = gateway_status(gw)
         if status_point is not None:
             yield gauge("adrgw_gateway_status", "ADR-Gateway-Status present value (state number)",

@@ -174,6 +174,10 @@ async def test_metrics_match_what_the_vtn_received_and_healthz_follows_the_verdi
     assert one(m, "adrgw_report_queue_oldest_age_seconds") == 0
     assert one(m, "adrgw_vtn_registration_attempts_total") == len(vtn.record.registrations) == 1
     assert one(m, "adrgw_vtn_online") == 1 and one(m, "adrgw_vtn_registered") == 1
+    # No fault happened in this run: the issue-11 fault counters are there, and zero.
+    for name in ("adrgw_samples_unstored_total", "adrgw_storage_fault_episodes_total", "adrgw_task_restarts_total",
+                 "adrgw_clock_steps_total", "adrgw_storage_failing"):
+        assert one(m, name) == 0, name
     last_report = one(m, "adrgw_vtn_last_report_timestamp_seconds")
     assert last_report == gateway.link.last_delivery.timestamp()
     assert one(m, "adrgw_vtn_last_poll_timestamp_seconds") > 0

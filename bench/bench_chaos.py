@@ -11,7 +11,7 @@ Printed: samples taken, stored, not stored (disk full, counted by the gateway), 
 lost, invented, and level errors (reads of ADR-Event-Level that disagree with the event the gateway had
 acknowledged, more than 1 s after a boundary, while the process is up and its clock is true).
 
-Run:  .venv/bin/python bench/bench_chaos.py --minutes 30     (the README's figures)
+Run:  .venv/bin/python bench/bench_chaos.py --minutes 30     (the figures in docs/benchmarks.md)
       .venv/bin/python bench/bench_chaos.py --quick          (smoke run for the test suite, < 60 s)
 Writes bench/results/chaos.json (chaos-quick.json).
 """

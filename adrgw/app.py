@@ -170,7 +170,6 @@ class Gateway:
         while True:
             await asyncio.sleep(STORE_CHECK_SECONDS)
             if await self.store.check():
-                await self.samples.flush()
                 await self.controller.persist_pending()
 
     async def _read_report_points(self) -> dict[str, Any]:

@@ -39,10 +39,8 @@ class SampleQueue:
     ``prune`` removes them. Nothing per sample is kept in memory: only the count.
 
     Storage faults: a sample that cannot be stored is counted in ``unstored`` (the caller logs its
-    instant). While the store is failing, ``wait()`` holds delivery back: an acknowledgement that
-    cannot be committed would make the VTN get that batch again after a restart. An ack whose commit
-    fails anyway is kept in memory (those samples are never sent again by this process) and committed
-    by ``flush()`` once the store works again.
+    instant). Acknowledgements are the report service's cursors (report_service.py), which hold
+    delivery back while the store is failing and keep an uncommitted cursor in memory.
     """
 
     WARN_EVERY = 3600.0  # seconds between "dropped" warnings
@@ -51,23 +49,20 @@ class SampleQueue:
         self._store = store
         self._max = max(1, max_samples)
         self._count = 0
-        self._nonempty = asyncio.Event()
         self.dropped = 0
         self.delivered = 0
         self.stored = 0  # samples inserted (all streams), for /metrics
         self.unstored = 0  # samples that could not be stored (storage fault): lost, counted
-        self._uncommitted: set[int] = set()  # acknowledged by the VTN, deletion not committed yet
         self._dropped_unreported = 0
         self._last_warning: Optional[float] = None
 
     async def open(self) -> None:
         self._count = await self._store.call(_count_owed)
         if self._count:
-            self._nonempty.set()
             log.info("%d undelivered sample(s) from before the restart are queued for the VTN", self._count)
 
     def __len__(self) -> int:
-        return max(0, self._count - len(self._uncommitted))
+        return self._count
 
     async def put(self, sample: Sample, stream: str = "") -> bool:
         """Store ``sample`` durably; False if a sample for that instant is already queued."""
@@ -102,8 +97,6 @@ class SampleQueue:
         self.stored += max(0, inserted)
         if dropped:
             self._note_dropped(dropped)
-        if self._count:
-            self._nonempty.set()
         return inserted
 
     def _note_dropped(self, dropped: int) -> None:
@@ -118,62 +111,18 @@ class SampleQueue:
             self._last_warning = now
 
     async def peek(self, limit: int) -> list[tuple[int, Sample]]:
-        """The oldest samples of the [meter] stream (see peek_streams for all)."""
-        return [(row_id, sample) for row_id, _, sample in await self.peek_streams(limit)]
+        """The oldest undelivered samples of the [meter] stream (see peek_streams for all)."""
+        return [(row_id, sample) for row_id, stream, sample in await self.peek_streams(limit) if stream == ""]
 
     async def peek_streams(self, limit: int) -> list[tuple[int, str, Sample]]:
-        """The oldest queued samples, never one already acknowledged; [] while the store is failing."""
-        if not self._store.healthy:
-            return []
-        skip = len(self._uncommitted)
+        """The oldest undelivered samples of every stream (what some report still owes the VTN)."""
 
         def _peek(db: Any) -> list[tuple[int, str, float, float]]:
-            return db.execute("SELECT id, stream, ts, value FROM samples ORDER BY id LIMIT ?",
-                              (limit + skip,)).fetchall()
+            return db.execute(f"SELECT id, stream, ts, value FROM samples WHERE ts >= ({OWED_FROM_SQL}) "
+                              "ORDER BY ts, id LIMIT ?", (limit,)).fetchall()
 
-        rows = [row for row in await self._store.call(_peek) if row[0] not in self._uncommitted][:limit]
         return [(row_id, stream, Sample(datetime.fromtimestamp(ts, timezone.utc), value))
-                for row_id, stream, ts, value in rows]
-
-    async def ack(self, batch: list[Any]) -> None:
-        """Remove ``batch`` (returned by peek/peek_streams) once the VTN acknowledged its report.
-
-        Never raises for a storage fault: the ack is then held in memory until ``flush()`` commits it.
-        """
-        if not batch:
-            return
-        self._uncommitted.update(row[0] for row in batch)
-        await self.flush()
-
-    async def flush(self) -> bool:
-        """Commit the acknowledgements held in memory; True when none is left."""
-        from .store import StoreFault
-
-        if not self._uncommitted:
-            return True
-        ids = sorted(self._uncommitted)
-
-        def _ack(db: Any) -> tuple[int, int]:
-            with db:
-                cur = db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in ids])
-                return cur.rowcount, _count_owed(db)
-
-        try:
-            removed, self._count = await self._store.call(_ack, critical=True)
-        except StoreFault as exc:
-            log.error("could not commit the acknowledgement of %d delivered sample(s) (%s); kept in memory "
-                      "and committed when the storage works again", len(ids), exc)
-            return False
-        self._uncommitted.difference_update(ids)
-        self.delivered += max(0, removed)
-        if not len(self):
-            self._nonempty.clear()
-        return True
-
-    async def wait(self) -> None:
-        """Until a sample is queued and the store can commit its acknowledgement."""
-        await self._nonempty.wait()
-        await self._store.wait_healthy()
+                for row_id, stream, ts, value in await self._store.call(_peek)]
 
     async def oldest_owed(self) -> Optional[datetime]:
         """The cadence instant of the oldest sample not yet delivered (None when none waits)."""
@@ -220,10 +169,6 @@ class SampleQueue:
         before = self._count
         self._count = await self._store.call(_count_owed)
         self.delivered += max(0, before - self._count)
-        if self._count:
-            self._nonempty.set()
-        else:
-            self._nonempty.clear()
 
 
 def _count_owed(db: Any) -> int:

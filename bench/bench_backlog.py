@@ -22,6 +22,7 @@ from _common import machine, rss_mb, setup, write_result  # noqa: E402
 setup()
 
 from adrgw import logsetup  # noqa: E402
+from adrgw import store as S  # noqa: E402
 from adrgw.config import MeterSettings, VenSettings  # noqa: E402
 from adrgw.demo import DemoVtn, free_port  # noqa: E402
 from adrgw.store import Store  # noqa: E402
@@ -69,11 +70,13 @@ async def through_queue(samples: int) -> dict[str, float]:
     before = rss_mb()
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     t0 = time.perf_counter()
+    await store.call(S.save_report_requests, [], [("bench", "usage", "{}", None)])
     for n in range(samples):
-        await queue.put(Sample(start + timedelta(seconds=n), float(n)))
-        if len(queue) >= 360:
-            await queue.ack(await queue.peek(360))
-    await queue.ack(await queue.peek(10_000))
+        stamp = start + timedelta(seconds=n)
+        await queue.put(Sample(stamp, float(n)))
+        if len(queue) >= 360:  # a report of 360 acknowledged, as the report service commits it
+            await store.call(S.commit_report_cursor, "bench", stamp.timestamp() + 1, "TELEMETRY_USAGE_bench", False)
+            await queue.recount()
     elapsed = time.perf_counter() - t0
     await store.close()
     return {"queue_samples": samples, "rss_before_mb": round(before, 1), "rss_after_mb": round(rss_mb(), 1),

@@ -19,6 +19,7 @@ from adrgw.demo import DemoVtn, free_port
 from adrgw.store import Store
 from adrgw.telemetry import Sample, SampleQueue
 
+from .acks import acknowledge, start_usage_request
 from .conftest import gateway_settings, wait_for
 from .test_process import config_text, spawn
 
@@ -50,7 +51,10 @@ async def test_queue_is_durable_deduplicates_and_acks(tmp_path) -> None:
     assert await queue.put(Sample(T0 + timedelta(seconds=10), 2.5))
     batch = await queue.peek(1)
     assert [s.value for _, s in batch] == [1.5]
-    await queue.ack(batch)
+    await start_usage_request(store)
+    await acknowledge(store, T0 + timedelta(seconds=10))  # the VTN took the first one
+    await queue.recount()
+    assert len(queue) == 1 and queue.delivered == 1
     await store.close()
     store2 = Store(tmp_path)
     await store2.open()

@@ -22,6 +22,8 @@ from adrgw.store import RESERVE_NAME, Store
 from adrgw.supervise import TaskHealth, restart_delay, supervised
 from adrgw.telemetry import Sample, SampleQueue, next_tick, plan
 
+from .acks import acknowledge, start_usage_request
+
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 times = st.floats(min_value=1e9, max_value=2e9, allow_nan=False)
 intervals = st.sampled_from([0.5, 1.0, 10.0, 60.0])
@@ -179,9 +181,9 @@ async def test_full_disk_ack_commits_through_the_reserve_and_the_episode_ends_by
     assert (tiny_disk / "state" / RESERVE_NAME).exists()
     queue = SampleQueue(store, max_samples=1000)
     await queue.open()
+    await start_usage_request(store)
     for n in range(5):
         await queue.put(Sample(T0 + timedelta(seconds=n), float(n)))
-    batch = await queue.peek(3)
     _fill(tiny_disk)
     puts_failed = 0
     for n in range(5, 400):  # grow the WAL until the full disk refuses
@@ -191,16 +193,17 @@ async def test_full_disk_ack_commits_through_the_reserve_and_the_episode_ends_by
             puts_failed += 1
             break
     assert puts_failed and queue.unstored == 1 and not store.healthy
-    await queue.ack(batch)  # the VTN took these: the deletion must commit, disk full or not
+    # The VTN took samples 0..2: the report cursor must commit, disk full or not (report_service does
+    # exactly this store call).
+    await acknowledge(store, T0 + timedelta(seconds=3))
     assert not (tiny_disk / "state" / RESERVE_NAME).exists()  # released for it
     assert len([r for r in caplog.records if r.levelno == logging.ERROR and "state storage failing" in r.getMessage()]) == 1
-    assert await queue.peek(10) == []  # delivery waits while storage fails
     assert not await store.check()  # still full: no room for the reserve
     (tiny_disk / "filler").unlink()
     assert await store.check() and store.healthy
     assert (tiny_disk / "state" / RESERVE_NAME).exists()
     await store.close()
-    # after a restart the acknowledged samples are gone (no duplicate), the others are queued
+    # after a restart the acknowledged samples are not owed any more (no duplicate), the others are
     store2 = Store(tiny_disk / "state")
     await store2.open()
     queue2 = SampleQueue(store2, max_samples=1000)

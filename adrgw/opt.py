@@ -27,7 +27,8 @@ from typing import Any, Optional, Protocol
 
 from openleadr import utils
 
-from .ven import RETRY_INITIAL, Backoff, VtnError, VtnProtocolError, _response_code
+from .payloads import response_code as _response_code
+from .ven import RETRY_INITIAL, Backoff, VtnError, VtnProtocolError
 
 log = logging.getLogger("adrgw.opt")
 

@@ -31,6 +31,7 @@ from .store import StoreFault
 from .config import MeterSettings, ReportPoint
 from .lograte import DeliverySummary
 from .oadr_report import OutInterval, OutReport, ResourceStatus, update_report
+from .payloads import response_code as _response_code
 from .telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.reports")
@@ -481,15 +482,6 @@ class ReportService:
             ids = cancel.get("report_request_id") or []
             self.cancel([ids] if isinstance(ids, str) else [str(i) for i in ids], bool(cancel.get("report_to_follow")))
             await self._save_table()
-
-
-def _response_code(payload: dict[str, Any]) -> Optional[int]:
-    response = payload.get("response") if isinstance(payload, dict) else None
-    code = response.get("response_code") if isinstance(response, dict) else None
-    try:
-        return int(code) if code is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 def _dt(t: float) -> datetime:

@@ -35,6 +35,7 @@ from .oadr_fixes import create_party_registration
 from .report_service import ReportService, Transport
 from .ratelog import Summary
 from .supervise import TaskHealth, supervised
+from .payloads import response_code as _response_code
 from .telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.ven")
@@ -224,15 +225,6 @@ def refuse_dtd(content: bytes, service: str) -> None:
     """
     if _DTD.search(content):
         raise VtnProtocolError(f"{service}: refused reply with a DTD/entity declarations (XML bomb?)")
-
-
-def _response_code(payload: dict[str, Any]) -> Optional[int]:
-    response = payload.get("response") if isinstance(payload, dict) else None
-    code = response.get("response_code") if isinstance(response, dict) else None
-    try:
-        return int(code) if code is not None else None
-    except (TypeError, ValueError):
-        return None
 
 
 OptResponse = tuple[str, int, str, int]  # event_id, modification_number, opt_type, response_code

@@ -69,6 +69,8 @@ interval = 1
 timeout = 0.5
 [state]
 directory = ./state
+[http]
+listen = 127.0.0.1:{free_port()}
 """
 
 

@@ -103,6 +103,7 @@ class ReportService:
         self._restored = False
         self._last_prune = 0.0
         self._served: dict[str, float] = {}
+        self._in_flight: dict[str, float] = {}  # request id -> end of the batch whose answer never came
         self.reports_sent = 0
         self.delivery_log = DeliverySummary()  # one INFO line per report, at most one a minute
         self.last_delivery: Optional[datetime] = None
@@ -394,6 +395,7 @@ class ReportService:
         request = self.table.requests[request_id]
         log.info("report request %s (%s) ended: %s", request_id, request.specifier_id, why)
         self.table.finish(request_id)
+        self._in_flight.pop(request_id, None)
         self._uncommitted[request_id] = (cursor, None, True)
 
     async def _commit_pending(self) -> None:
@@ -410,6 +412,10 @@ class ReportService:
 
     async def _send_batch(self, request: R.ReportRequest, span: tuple[float, float]) -> None:
         lo, hi = span
+        # At-least-once with bounded duplicates (issue 11): after a failed or timed-out attempt the
+        # VTN may have taken that report, so exactly that batch goes out again; intervals that came
+        # due meanwhile wait for the next report instead of riding along (and being duplicated too).
+        hi = min(hi, self._in_flight.get(request.request_id, hi))
         streams = self._streams(request.specifier_id)
         wanted = sorted({streams[r] for r in request.r_ids if r in streams})
         oldest = await self.samples.oldest(wanted)
@@ -424,8 +430,10 @@ class ReportService:
                     hi = min(hi, max(values) + 1e-3)
         intervals, cursor = R.select(request, streams, samples, lo_eff, hi, MAX_BATCH)
         if intervals:
+            self._in_flight[request.request_id] = hi
             await self._deliver(request, [OutInterval(_dt(i.instant), timedelta(seconds=request.granularity),
                                                       i.r_id, value=i.value) for i in intervals])
+        self._in_flight.pop(request.request_id, None)
         self.table.cursors[request.request_id] = cursor
         self._uncommitted[request.request_id] = (cursor, request.specifier_id if request.kind == R.USAGE else None,
                                                  False)

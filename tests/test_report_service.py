@@ -317,11 +317,11 @@ async def test_disk_refusing_the_cursor_commit_is_logged_retried_and_sends_nothi
     caplog.set_level(logging.ERROR, logger="adrgw")
     real_call, refused = gateway.store.call, []
 
-    async def disk_full_for_commits(fn: Any, *args: Any) -> Any:
+    async def disk_full_for_commits(fn: Any, *args: Any, **kwargs: Any) -> Any:
         if fn is S.commit_report_cursor and len(refused) < 3:
             refused.append(args)
             raise sqlite3.OperationalError("database or disk is full")
-        return await real_call(fn, *args)
+        return await real_call(fn, *args, **kwargs)
 
     gateway.store.call = disk_full_for_commits
     await vtn.wait_until(lambda: len(refused) == 3, 15, "three refused commits")

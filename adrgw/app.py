@@ -84,7 +84,7 @@ class Gateway:
                                on_failure=self.device.set_meter_fault,
                                extra_read=self._read_report_points if s.reports else None,
                                extra_scales={p.name: p.scale for p in s.reports}, timeout=s.meter.timeout)
-        self.clock_watch = ClockWatch([self.controller.refresh, self.sampler.rearm])
+        self.clock_watch = ClockWatch([self.controller.refresh, self.sampler.rearm, self.reports.rearm])
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
         self._stopped = False

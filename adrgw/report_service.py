@@ -104,6 +104,7 @@ class ReportService:
         self._last_prune = 0.0
         self._served: dict[str, float] = {}
         self._in_flight: dict[str, float] = {}  # request id -> end of the batch whose answer never came
+        self._rewinds: set[asyncio.Task[None]] = set()
         self.reports_sent = 0
         self.delivery_log = DeliverySummary()  # one INFO line per report, at most one a minute
         self.last_delivery: Optional[datetime] = None
@@ -113,6 +114,40 @@ class ReportService:
         the running telemetry requests (None: none runs). The health verdict's "queue growing" rule."""
         backs = [r.back for r in self.table.requests.values() if r.kind == R.USAGE]
         return timedelta(seconds=max(backs)) if backs else None
+
+    def rearm(self) -> None:
+        """The wall clock was stepped (clockwatch.py). After a step back, new samples are stamped on
+        the new timeline, before the cursors, and would never be reported: every telemetry and status
+        cursor (and the delivered watermark) ahead of now comes back to now's last instant. The VTN
+        may then get an instant it already had from the old timeline, with the new reading."""
+        now = time.time()
+        rewound: list[tuple[str, float]] = []
+        for request_id, request in self.table.requests.items():
+            cursor = self.table.cursors.get(request_id)
+            if request.kind == R.HISTORY or cursor is None or cursor <= now:
+                continue
+            back = math.floor(now / request.granularity) * request.granularity
+            self.table.cursors[request_id] = back
+            rewound.append((request_id, back))
+            self._in_flight.pop(request_id, None)
+            self._uncommitted.pop(request_id, None)
+        if not rewound:
+            return
+        marks = {spec: min(ts, now) for spec, ts in self.delivered.items() if ts > now}
+        self.delivered.update(marks)
+        log.warning("wall clock stepped back: %d report request(s) continue from %s on the new timeline",
+                    len(rewound), _iso(min(c for _, c in rewound)))
+        task = asyncio.get_running_loop().create_task(self._save_rewind(rewound, marks))
+        self._rewinds.add(task)
+        task.add_done_callback(self._rewinds.discard)
+        self._changed.set()
+
+    async def _save_rewind(self, cursors: list[tuple[str, float]], marks: dict[str, float]) -> None:
+        try:
+            await self.store.call(S.rewind_report_cursors, cursors, marks, critical=True)
+            await self.samples.recount()
+        except Exception as exc:  # noqa: BLE001 - a failing disk: the cursors run from memory
+            log.error("could not save the rewound report cursors (%s); they run from memory", exc)
 
     def attach(self, transport: Transport) -> None:
         self._transport = transport

@@ -422,6 +422,15 @@ def commit_report_cursor(db: sqlite3.Connection, request_id: str, cursor: float,
                        "DO UPDATE SET ts = MAX(ts, excluded.ts)", (delivered_specifier, cursor))
 
 
+def rewind_report_cursors(db: sqlite3.Connection, cursors: list[tuple[str, float]], marks: dict[str, float]) -> None:
+    """Move cursors and delivered watermarks back (a backward wall-clock step: samples are stamped on
+    the new timeline, before them); commit_report_cursor only ever moves them forward."""
+    with db:
+        db.executemany("UPDATE report_requests SET cursor = ? WHERE request_id = ?", [(c, r) for r, c in cursors])
+        db.executemany("UPDATE report_delivered SET ts = MIN(ts, ?) WHERE specifier_id = ?",
+                       [(ts, spec) for spec, ts in marks.items()])
+
+
 def prune_samples(db: sqlite3.Connection, keep_after: float) -> int:
     """Delete samples older than ``keep_after`` that no report owes any more; how many."""
     with db:

@@ -34,7 +34,7 @@ def clock_value(t: float) -> float:
 def assert_exactly_once_in_order_matching_meter(readings: list[tuple[datetime, float]]) -> None:
     stamps = [t for t, _ in readings]
     assert stamps == sorted(stamps), "not in order"
-    assert len(set(stamps)) == len(stamps), "duplicates"
+    assert len(set(stamps)) == len(stamps), f"duplicates: {sorted({t for t in stamps if stamps.count(t) > 1})}"
     for stamp, value in readings:
         assert value == clock_value(stamp.timestamp()), (stamp, value)
 

@@ -204,9 +204,15 @@ async def test_disk_full_is_an_episode_on_the_status_point_and_recovers_without_
     text = tail(proc, 200)
     assert count(proc, "state storage failing") == 1, text  # one ERROR line per episode
     assert "Traceback" not in text, text
-    # Nothing the gateway stored was lost, and the batch acknowledged while the disk was full was
-    # not sent again after kill -9 (exactly once at the VTN).
-    assert_exactly_once_in_order_matching_meter(vtn.record.readings)
+    # Nothing the gateway stored was lost. At-least-once (README, "Telemetry"): the report in flight when kill -9 lands may reach the VTN
+    # again after the restart. Anything older, above all the batch acknowledged while the disk was
+    # full, reaches it exactly once.
+    stamps = [t for t, _ in vtn.record.readings]
+    again = sorted({t for t in stamps if stamps.count(t) > 1})
+    after_restart = f"{text}\n-- after the restart --\n{tail(second, 60) if second else ''}"
+    assert all(t.timestamp() >= killed_at - 3 for t in again), (again, after_restart)
+    firsts = [(t, v) for i, (t, v) in enumerate(vtn.record.readings) if stamps.index(t) == i]
+    assert_exactly_once_in_order_matching_meter(firsts)
     delivered = {t for t, _ in vtn.record.readings}
     stored = [t for t in added(proc) if t.timestamp() < killed_at - 2]
     assert stored and not [t for t in stored if t not in delivered]

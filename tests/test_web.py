@@ -207,22 +207,22 @@ async def test_an_event_shows_in_metrics_while_it_is_active(vtn, meter, start_ga
     assert one(m, "adrgw_event_level") == 2.0 and one(m, "adrgw_event_status", status="active") == 1
 
 
-async def test_gateway_status_point_is_shown_where_it_exists(vtn, meter, start_gateway, tmp_path) -> None:
-    """ADR-Gateway-Status comes with another issue: the page reads it defensively. Here the gateway's
-    device gets a real bacpypes3 multi-state value of that name, as that issue adds it."""
-    from adrgw.points import ReadOnlyMultiStateValue
-
+async def test_gateway_status_point_is_shown_on_the_page_and_in_metrics(vtn, meter, start_gateway, tmp_path) -> None:
+    """ADR-Gateway-Status (issue 11's multi-state value) is on the page and in /metrics: ok while all is
+    well, meter-failing once the meter stops answering."""
     gateway = await start_gateway(with_http(gateway_settings(vtn.url, meter, tmp_path)))
-    html = (await get(base_url(gateway) + "/"))[1]
-    assert 'id="gateway-status"' not in html and "adrgw_gateway_status" not in (await get(base_url(gateway) + "/metrics"))[1]
-    point = ReadOnlyMultiStateValue(objectIdentifier=("multi-state-value", 9), objectName="ADR-Gateway-Status",
-                                    presentValue=3, numberOfStates=3, stateText=["ok", "degraded", "storage-fault"],
-                                    statusFlags=[0, 0, 0, 0], eventState="normal", outOfService=False)
-    gateway.device.app.add_object(point)
-    gateway.device.objects["ADR-Gateway-Status"] = point
-    doc = lxml.html.fromstring((await get(base_url(gateway) + "/"))[1])
-    assert doc.xpath('string(//div[@id="gateway-status"]//span[contains(@class, "v")])') == "storage-fault (3)"
-    assert one(scrape((await get(base_url(gateway) + "/metrics"))[1]), "adrgw_gateway_status") == 3
+    await asyncio.wait_for(gateway.link.registered.wait(), 5)
+
+    async def shown() -> tuple[str, float]:
+        doc = lxml.html.fromstring((await get(base_url(gateway) + "/"))[1])
+        text = doc.xpath('string(//div[@id="gateway-status"]//span[contains(@class, "v")])')
+        return text, one(scrape((await get(base_url(gateway) + "/metrics"))[1]), "adrgw_gateway_status")
+
+    await wait_for(lambda: gateway.device.get_value("ADR-Gateway-Status") == 1, 10, what="ok")
+    assert await shown() == ("ok (1)", 1.0)
+    meter.online = False  # the simulated meter stops answering reads
+    await wait_for(lambda: gateway.device.get_value("ADR-Gateway-Status") == 3, 15, what="meter-failing")
+    assert await shown() == ("meter-failing (3)", 3.0)
 
 
 async def test_a_broken_state_store_degrades_health_and_the_page_still_answers(vtn, meter, start_gateway,

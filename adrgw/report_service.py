@@ -105,6 +105,10 @@ class ReportService:
         self._served: dict[str, float] = {}
         self._in_flight: dict[str, float] = {}  # request id -> end of the batch whose answer never came
         self._rewinds: set[asyncio.Task[None]] = set()
+        # One report exchange at a time, and never beside a change of the request table: a request
+        # replaced (same reportSpecifierID) while its report is in flight would hand the new request a
+        # cursor from before that report, and the VTN would get its intervals twice.
+        self._sending = asyncio.Lock()
         self.reports_sent = 0
         self.delivery_log = DeliverySummary()  # one INFO line per report, at most one a minute
         self.last_delivery: Optional[datetime] = None
@@ -255,9 +259,10 @@ class ReportService:
         raw = payload.get("report_requests") or []
         if not isinstance(raw, list):
             raw = [raw]
-        code, description = self.accept(raw)
-        if code == R.OK:
-            await self._save_table()
+        async with self._sending:  # a replaced request's report in flight ends first (its cursor carries on)
+            code, description = self.accept(raw)
+            if code == R.OK:
+                await self._save_table()
         t = self.transport
         request_id = payload.get("request_id") or (payload.get("response") or {}).get("request_id") \
             or utils.generate_id()
@@ -291,9 +296,10 @@ class ReportService:
         await self.restore()
         ids = payload.get("report_request_id") or []
         ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
-        running_before = set(self.table.requests)
-        self.cancel(ids, bool(payload.get("report_to_follow")))
-        await self._save_table()
+        async with self._sending:
+            running_before = set(self.table.requests)
+            self.cancel(ids, bool(payload.get("report_to_follow")))
+            await self._save_table()
         t = self.transport
         code = R.OK if any(i in running_before for i in ids) else R.INVALID_ID
         await t.exchange("EiReport", t.create_message(
@@ -419,10 +425,13 @@ class ReportService:
                     return True
                 continue
             self._served[request_id] = time.monotonic()
-            if request.kind == R.STATUS:
-                await self._send_status(request, span[1])
-                return True
-            await self._send_batch(request, span)
+            async with self._sending:
+                if self.table.requests.get(request_id) is not request:
+                    return True  # replaced or cancelled while waiting: look again
+                if request.kind == R.STATUS:
+                    await self._send_status(request, span[1])
+                    return True
+                await self._send_batch(request, span)
             return True
         return False
 
@@ -450,7 +459,9 @@ class ReportService:
         # At-least-once with bounded duplicates (issue 11): after a failed or timed-out attempt the
         # VTN may have taken that report, so exactly that batch goes out again; intervals that came
         # due meanwhile wait for the next report instead of riding along (and being duplicated too).
-        hi = min(hi, self._in_flight.get(request.request_id, hi))
+        cap = self._in_flight.get(request.request_id)
+        if cap is not None and lo < cap:
+            hi = min(hi, cap)
         streams = self._streams(request.specifier_id)
         wanted = sorted({streams[r] for r in request.r_ids if r in streams})
         oldest = await self.samples.oldest(wanted)

@@ -58,8 +58,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# Two workers, one test file each at a time (--dist loadfile): the suite mostly waits on real peers
+# and timers, so two workers halve its wall time on a 2-core machine. PYTEST_WORKERS=0 runs it serially.
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
 code=$?
 set -e
 if [ "$code" -eq 5 ]; then

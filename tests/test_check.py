@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from adrgw import inifile
 from adrgw.check import address_on_host, state_directory_problem
-from adrgw.config import ConfigError, load
+from adrgw.config import load
+
+from .test_config import problems
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = """[ven]
@@ -23,19 +25,6 @@ vtn_url = http://127.0.0.1:8080/OpenADR2/Simple/2.0b
 [bacnet]
 address = 127.0.0.1/8
 """
-
-
-def problems_of(tmp_path: Path, data: bytes | str) -> list[str]:
-    path = tmp_path / "config.ini"
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        with pytest.raises(ConfigError) as info:
-            load("config.ini")
-    finally:
-        os.chdir(cwd)
-    return info.value.problems
 
 
 def check(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
@@ -51,34 +40,34 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
 
 
 def test_syntax_error_names_its_line(tmp_path: Path) -> None:
-    found = problems_of(tmp_path, MINIMAL + "[meter]\ninterval 10\n")
+    found = problems(tmp_path, MINIMAL + "[meter]\ninterval 10\n")
     assert found == ["config.ini: line 7: 'interval 10' is not a [section] header, a 'key = value' line or a comment"]
 
 
 def test_text_before_any_section_names_its_line(tmp_path: Path) -> None:
-    found = problems_of(tmp_path, "\n; comment\nven_name = x\n" + MINIMAL)
+    found = problems(tmp_path, "\n; comment\nven_name = x\n" + MINIMAL)
     assert found == ["config.ini: line 3: 'ven_name = x' comes before any [section] header"]
 
 
 def test_duplicate_key_and_section_name_their_line(tmp_path: Path) -> None:
-    assert problems_of(tmp_path, MINIMAL + "port = 1\nport = 2\n") == [
+    assert problems(tmp_path, MINIMAL + "port = 1\nport = 2\n") == [
         "config.ini: line 7: [bacnet] port: key appears twice in this section"]
-    assert problems_of(tmp_path, MINIMAL + "[ven]\n") == ["config.ini: line 6: [ven]: section appears twice"]
+    assert problems(tmp_path, MINIMAL + "[ven]\n") == ["config.ini: line 6: [ven]: section appears twice"]
 
 
 def test_indented_line_is_explained_not_reported_as_a_bad_value(tmp_path: Path) -> None:
-    found = problems_of(tmp_path, MINIMAL + "[meter]\ninterval = 10\n  timeout = 3\n")
+    found = problems(tmp_path, MINIMAL + "[meter]\ninterval = 10\n  timeout = 3\n")
     assert found == ["config.ini: line 8: [meter] interval: the indented line 'timeout = 3' is read as more "
                      "text of 'interval' (line 7); remove the leading spaces"]
 
 
 def test_not_utf8_names_the_line(tmp_path: Path) -> None:
-    assert problems_of(tmp_path, MINIMAL.encode() + b"[meter]\nunit = k\xb5W\n") == [
+    assert problems(tmp_path, MINIMAL.encode() + b"[meter]\nunit = k\xb5W\n") == [
         "config.ini: line 7: not UTF-8 text (save the file as UTF-8)"]
 
 
 def test_did_you_mean_for_sections_keys_and_object_types(tmp_path: Path) -> None:
-    found = problems_of(tmp_path, MINIMAL + "prot = 47808\n[meterr]\n[meter]\nobject = analogInptu 2\n"
+    found = problems(tmp_path, MINIMAL + "prot = 47808\n[meterr]\n[meter]\nobject = analogInptu 2\n"
                         "[write.x]\naddress = 127.0.0.1:47830\nobject = analogValue 5\nvalues = 1=2\nprioity = 9\n")
     assert "config.ini: [bacnet] prot: unknown key; did you mean 'port'?" in found
     assert any(p.startswith("config.ini: [meterr]: unknown section; did you mean 'meter'? (known: ven,")

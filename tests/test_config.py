@@ -23,13 +23,13 @@ address = 127.0.0.1/8
 """
 
 
-def write(tmp_path: Path, text: str) -> Path:
+def write(tmp_path: Path, text: str | bytes) -> Path:
     path = tmp_path / "config.ini"
-    path.write_text(text)
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
     return path
 
 
-def problems(tmp_path: Path, text: str) -> list[str]:
+def problems(tmp_path: Path, text: str | bytes) -> list[str]:
     """Load as a user would from the config's own folder, so messages start with 'config.ini:'."""
     write(tmp_path, text)
     cwd = os.getcwd()

@@ -4,7 +4,6 @@ range, [signal.NAME] values and their config.ini errors."""
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,10 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw.config import ConfigError, load
+from adrgw.config import load
 from adrgw.schedule import Event, evaluate, event_from_dict, event_from_oadr, event_to_dict, with_offset
 from adrgw.signals import SignalPoint, value_at
 from adrgw.targeting import IDENTITY_KINDS, Identity, is_targeted, target_values
+
+from .test_config import problems as config_problems
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 ME = Identity(ven_id="ven-1", resource_ids=frozenset({"device001", "chiller"}), group_ids=frozenset({"north"}),
@@ -203,15 +204,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         text = MINIMAL.replace("[bacnet]", text[len("[ven]\n"):] + "\n[bacnet]")
     else:
         text = MINIMAL + text
-    (tmp_path / "config.ini").write_text(text)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        with pytest.raises(ConfigError) as info:
-            load("config.ini")
-    finally:
-        os.chdir(cwd)
-    return info.value.problems
+    return config_problems(tmp_path, text)
 
 
 def test_new_keys_parse(tmp_path: Path) -> None:

@@ -11,8 +11,13 @@ stack's own timeout is not a hard bound), so that future is usually cancelled al
 garbage-collected: again and again with a silent meter or a lost router, although nothing is wrong
 with the gateway (the read already failed cleanly as "no answer within N s").
 
+A second site of the same bug: an answer that arrives after the gateway gave up on the request
+(``asyncio.wait_for`` cancelled its future) makes ``Application.confirmation`` call
+``future.set_result`` on the cancelled future; the ``InvalidStateError`` climbs the datagram-receive
+chain and bacpypes3 logs it with a 30-line traceback.
+
 The fix, at the source: every task ``timer_expired`` starts gets a done-callback that retrieves its
-result. ``InvalidStateError`` (the expected case above) is dropped with a DEBUG line; any other
+result, and a late answer for an abandoned request is dropped with a DEBUG line. ``InvalidStateError`` (the expected case above) is dropped with a DEBUG line; any other
 exception is still logged at ERROR with its traceback, so a real bug in the stack stays visible.
 """
 
@@ -40,11 +45,22 @@ def _retrieve(task: "asyncio.Future[Any]") -> None:
 
 
 def install() -> bool:
-    """Patch ``bacpypes3.appservice.ClientSSM.timer_expired`` once per process; True if patched now."""
+    """Patch ``ClientSSM.timer_expired`` and ``Application.confirmation`` once per process; True if
+    patched now."""
+    from bacpypes3.app import Application
     from bacpypes3.appservice import ClientSSM
 
     if getattr(ClientSSM, _INSTALLED_FLAG, False):
         return False
+    original_confirmation = Application.confirmation
+
+    async def confirmation(self: Any, apdu: Any) -> None:
+        try:
+            await original_confirmation(self, apdu)
+        except asyncio.InvalidStateError:
+            log.debug("bacpypes3: late answer from %s for an abandoned request dropped", apdu.pduSource)
+
+    Application.confirmation = confirmation  # type: ignore[method-assign]
     original = ClientSSM.timer_expired
 
     def timer_expired(self: Any) -> None:

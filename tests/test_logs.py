@@ -5,6 +5,7 @@ DEBUG, and no library traceback with a silent meter (bacpypes3's unretrieved Inv
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 from datetime import datetime, timedelta, timezone
@@ -163,3 +164,28 @@ async def test_backlog_line_while_the_vtn_is_away_and_the_count_at_stop(meter, t
     assert " sample(s) queued, oldest 20" in line and line.endswith("they are sent when the VTN answers")
     kept = [r.getMessage() for r in caplog.records if "not yet delivered (oldest 20" in r.getMessage()]
     assert len(kept) == 1 and kept[0].split()[0].isdigit() and int(kept[0].split()[0]) >= 2, kept
+
+
+async def test_late_answer_for_an_abandoned_request_is_dropped_without_a_traceback(caplog) -> None:
+    """Pins the second site of the bacpypes3 0.0.110 bug (adrgw.bacpypes3_futures): an answer that
+    arrives after the request's future was cancelled (our bounded read gave up) made
+    Application.confirmation raise InvalidStateError up the receive chain, logged with a traceback."""
+    from bacpypes3.apdu import SimpleAckPDU
+    from bacpypes3.app import Application
+    from bacpypes3.pdu import Address
+
+    from adrgw import bacpypes3_futures
+
+    bacpypes3_futures.install()
+    source = Address("127.0.0.1:47999")
+    request = SimpleAckPDU()
+    request.apduInvokeID = 7
+    abandoned: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    abandoned.cancel()
+    app = type("App", (), {"_requests": {source: [(request, abandoned)]}})()
+    answer = SimpleAckPDU()
+    answer.apduInvokeID = 7
+    answer.pduSource = source
+    caplog.set_level(logging.DEBUG, logger="adrgw.bacnet")
+    await Application.confirmation(app, answer)  # raised InvalidStateError before the workaround
+    assert any("late answer" in r.getMessage() for r in caplog.records)

@@ -60,6 +60,28 @@ def slot_value(priority_value: Any) -> Optional[object]:
     return priority_value
 
 
+def shown(target_kind: str, value: object) -> str:
+    """A slot value as the log shows it, the same in the command and in its confirmation: ``NULL``,
+    the enumerated name of a binary value (``inactive``/``active``, whether it is the configured
+    text or the BinaryPV/Enumerated read back), the state number of a multi-state value, the number
+    of an analog value."""
+    if value is None:
+        return "NULL"
+    if target_kind == "binary":
+        if isinstance(value, str) and value in ("inactive", "active"):
+            return value
+        try:
+            return ("inactive", "active")[int(value)]  # type: ignore[call-overload]
+        except (TypeError, ValueError, IndexError):
+            return str(value)
+    if target_kind == "analog":
+        return str(float(value))  # type: ignore[arg-type]
+    try:
+        return str(int(value))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def same(target_kind: str, wanted: object, got: object) -> bool:
     if wanted is None or got is None:
         return wanted is None and got is None
@@ -146,7 +168,7 @@ class TargetWriter:
         if may_initiate is not None and not may_initiate():
             raise WriteError("not written: DeviceCommunicationControl has disabled initiation")
         addr, oid = Address(address), ObjectIdentifier(f"{object_type},{instance}")
-        what = "relinquish" if wanted is None else f"<- {wanted}"
+        what = "relinquish" if wanted is None else f"<- {shown(kind, wanted)}"
         # A retry of a failing target repeats the same attempt: only the first one is an INFO line
         # (the failures themselves are logged as warnings, rate-limited, in run()).
         log.log(logging.DEBUG if self.failures else logging.INFO, "write %s: %s %s %d %s @%d %s", self.target.name,
@@ -162,8 +184,7 @@ class TargetWriter:
         got = slot_value(slot)
         if not same(kind, wanted, got):
             raise WriteError(f"priorityArray[{priority}] reads {got!r} after writing {wanted!r}")
-        log.info("write %s: confirmed priorityArray[%d] = %s", self.target.name, priority,
-                 "NULL" if got is None else got)
+        log.info("write %s: confirmed priorityArray[%d] = %s", self.target.name, priority, shown(kind, got))
 
     async def _remember(self, held: bool) -> None:
         t = self.target

@@ -82,7 +82,27 @@ async def test_gateway_never_writes_a_slot_it_does_not_hold(vtn, meter, start_ga
     assert gateway.device.level == 0.0 and bas.slot(bas.setpoint, 10) == 65.0
 
 
-async def test_three_intervals_write_each_level_then_relinquish(vtn, meter, start_gateway, bas, tmp_path) -> None:
+def test_command_and_confirmation_show_a_value_the_same_way() -> None:
+    """The log line of a command (``<- x``) and of its confirmation (``= x``) show the same text:
+    the enumerated name of a binary value, the state number of a multi-state value."""
+    from bacpypes3.basetypes import BinaryPV
+    from bacpypes3.primitivedata import Enumerated, Unsigned
+
+    from adrgw.writer import shown
+
+    assert shown("binary", "inactive") == shown("binary", Enumerated(0)) == shown("binary", BinaryPV(0)) == "inactive"
+    assert shown("binary", "active") == shown("binary", Enumerated(1)) == "active"
+    assert shown("multistate", 2) == shown("multistate", Unsigned(2)) == "2"
+    assert shown("analog", 74.0) == shown("analog", Real(74.0)) == "74.0"
+    assert shown("analog", None) == shown("binary", None) == "NULL"
+
+
+def write_lines(caplog, target: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"write {target}:")]
+
+
+async def test_three_intervals_write_each_level_then_relinquish(vtn, meter, start_gateway, bas, tmp_path,
+                                                               caplog) -> None:
     # Somebody else (an operator) holds slot 8 of the setpoint: the gateway must never touch it.
     await bas.setpoint.write_property("presentValue", Real(70.0), None, 8)
     gateway = await start_writer(start_gateway, vtn, meter, tmp_path, bas)
@@ -101,6 +121,14 @@ async def test_three_intervals_write_each_level_then_relinquish(vtn, meter, star
     assert await bac_py_slot(bas, "analog-value,5", 10) == "None"
     assert bas.slots(bas.setpoint) == [None] * 7 + [70.0] + [None] * 8  # only slot 8, the operator's
     assert float(bas.setpoint.presentValue) == 70.0
+    # the command and its confirmation show the value the same way (issue 18)
+    fan, mode = write_lines(caplog, "fan"), write_lines(caplog, "mode")
+    assert any(line.endswith("binaryValue 6 presentValue @12 <- inactive") for line in fan), fan
+    assert "write fan: confirmed priorityArray[12] = inactive" in fan, fan
+    assert any(line.endswith("multiStateValue 7 presentValue @10 <- 2") for line in mode), mode
+    assert "write mode: confirmed priorityArray[10] = 2" in mode, mode
+    assert "write mode: confirmed priorityArray[10] = 3" in mode, mode
+    assert "write fan: confirmed priorityArray[12] = NULL" in fan, fan
 
 
 async def test_cancellation_and_opt_out_relinquish(vtn, meter, start_gateway, bas, tmp_path) -> None:

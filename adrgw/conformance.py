@@ -19,7 +19,11 @@ test in tests/test_conformance.py:
   ``WritePropertyMultipleError`` (a ``BaseException``) instead of sending it, so a refused
   WritePropertyMultiple was never answered and put a traceback in the log.
 * ``GatewayApplication.do_ReadPropertyMultipleRequest``: bacpypes3 leaves property-list out of
-  ReadPropertyMultiple ALL and REQUIRED.
+  ReadPropertyMultiple ALL and REQUIRED, and takes REQUIRED/OPTIONAL from its own ``_required``
+  tables, which lack what ASHRAE 135 requires of a BACnet/IP network port (network-number,
+  mac-address, ip-address...) and of a device executing time synchronization and COV. ALL, REQUIRED
+  and OPTIONAL are expanded here from ``REQUIRED_BY_TYPE`` and ``CONDITIONALLY_REQUIRED`` (the
+  standard's tables) and the object's property-list, so the three always agree.
 * ``GatewayApplication.indication``: bacpypes3 logs any exception in a service helper at ERROR with
   a traceback; a client's bad request is logged here as one rate-limited INFO line.
 * ``GatewayDeviceObject``: bacpypes3's device returns an empty protocol-object-types-supported and an
@@ -102,6 +106,126 @@ NOT_IN_PROPERTY_LIST = frozenset({"objectIdentifier", "objectName", "objectType"
 
 APDU_CONFIRMED_REQUEST, APDU_UNCONFIRMED_REQUEST = 0, 1
 
+# -- what ReadPropertyMultiple REQUIRED and OPTIONAL mean ------------------------------------------
+
+# ASHRAE 135-2020 (protocol revision 22, the revision the device reports), clause 12: the properties
+# with conformance code R or W in the property table of each object type the device holds.
+# ReadPropertyMultiple (ASHRAE 135 15.7) REQUIRED returns these, OPTIONAL every other property present.
+REQUIRED_BY_TYPE: dict[str, frozenset[str]] = {
+    "device": frozenset({  # 12.11
+        "object-identifier", "object-name", "object-type", "system-status", "vendor-name",
+        "vendor-identifier", "model-name", "firmware-revision", "application-software-version",
+        "protocol-version", "protocol-revision", "protocol-services-supported",
+        "protocol-object-types-supported", "object-list", "max-apdu-length-accepted",
+        "segmentation-supported", "apdu-timeout", "number-of-apdu-retries", "device-address-binding",
+        "database-revision", "property-list"}),
+    "analog-value": frozenset({  # 12.4
+        "object-identifier", "object-name", "object-type", "present-value", "status-flags",
+        "event-state", "out-of-service", "units", "property-list"}),
+    "binary-value": frozenset({  # 12.8
+        "object-identifier", "object-name", "object-type", "present-value", "status-flags",
+        "event-state", "out-of-service", "property-list"}),
+    "multi-state-value": frozenset({  # 12.20
+        "object-identifier", "object-name", "object-type", "present-value", "status-flags",
+        "event-state", "out-of-service", "number-of-states", "property-list"}),
+    "network-port": frozenset({  # 12.56
+        "object-identifier", "object-name", "object-type", "status-flags", "reliability",
+        "out-of-service", "network-type", "protocol-level", "network-number",
+        "network-number-quality", "changes-pending", "apdu-length", "link-speed", "property-list"}),
+}
+
+
+def _executes(service: str) -> bool:
+    return service in SERVED_CONFIRMED.values() or service in SERVED_UNCONFIRMED.values()
+
+
+def _text(obj: Any, attr: str) -> str:
+    value = getattr(obj, attr, None)
+    return "" if value is None else str(value)
+
+
+# Properties clause 12 codes O but requires when a condition holds:
+# (object type, properties, condition on the object, where the standard says so).
+CONDITIONALLY_REQUIRED: tuple[tuple[str, frozenset[str], Callable[[Any], bool], str], ...] = (
+    ("device", frozenset({"max-segments-accepted", "apdu-segment-timeout"}),
+     lambda obj: _text(obj, "segmentationSupported") not in ("", "no-segmentation"),
+     "12.11: required if segmentation of any kind is supported"),
+    ("device", frozenset({"local-date", "local-time"}),
+     lambda obj: _executes("time-synchronization") or _executes("utc-time-synchronization"),
+     "12.11 and Annex K DM-TS-B / DM-UTC-B: a device executing TimeSynchronization or "
+     "UTCTimeSynchronization"),
+    ("device", frozenset({"utc-offset", "daylight-savings-status"}),
+     lambda obj: _executes("utc-time-synchronization"),
+     "12.11 and Annex K DM-UTC-B: a device executing UTCTimeSynchronization"),
+    ("device", frozenset({"active-cov-subscriptions"}),
+     lambda obj: _executes("subscribe-cov"),
+     "12.11: required if the device executes SubscribeCOV or SubscribeCOVProperty"),
+    ("analog-value", frozenset({"cov-increment"}),
+     lambda obj: getattr(obj, "_cov_criteria", None) is not None,
+     "12.4: required if the object supports COV reporting"),
+    ("network-port", frozenset({"mac-address"}),
+     lambda obj: _text(obj, "protocolLevel") == "bacnet-application",
+     "12.56: a port at the BACNET_APPLICATION protocol level"),
+    ("network-port", frozenset({"bacnet-ip-mode", "ip-address", "bacnet-ip-udp-port", "ip-subnet-mask"}),
+     lambda obj: _text(obj, "networkType") == "ipv4",
+     "12.56: a port whose Network_Type is IPV4"),
+    ("network-port", frozenset({"fd-bbmd-address", "fd-subscription-lifetime"}),
+     lambda obj: _text(obj, "networkType") == "ipv4" and _text(obj, "bacnetIPMode") == "foreign",
+     "12.56: a BACnet/IP port in FOREIGN mode"),
+    ("network-port", frozenset({"bbmd-accept-fd-registrations", "bbmd-broadcast-distribution-table",
+                                "bbmd-foreign-device-table"}),
+     lambda obj: _text(obj, "networkType") == "ipv4" and _text(obj, "bacnetIPMode") == "bbmd",
+     "12.56: a BACnet/IP port in BBMD mode"),
+)
+
+
+def object_type_name(obj: Any) -> str:
+    """``analog-value``, ``network-port``...: the object type as ASHRAE 135 spells it."""
+    return str(obj.objectIdentifier[0])
+
+
+def standard_required(obj: Any) -> frozenset[str]:
+    """The properties ASHRAE 135 requires ``obj`` to have: its type's R/W properties and those whose
+    condition holds for it. A type missing from ``REQUIRED_BY_TYPE`` falls back to bacpypes3's
+    ``_required`` tables (tests/test_standard_conformance.py keeps every type the device holds in the
+    table)."""
+    kind = object_type_name(obj)
+    if kind in REQUIRED_BY_TYPE:
+        names = set(REQUIRED_BY_TYPE[kind])
+    else:
+        names = {str(PropertyIdentifier(attr)) for cls in type(obj).__mro__ for attr in getattr(cls, "_required", ())}
+        names |= {str(PropertyIdentifier(attr)) for attr in NOT_IN_PROPERTY_LIST}
+    for kind_, props, applies, _why in CONDITIONALLY_REQUIRED:
+        if kind_ == kind and applies(obj):
+            names |= props
+    return frozenset(names)
+
+
+def present_attrs(obj: Any) -> list[str]:
+    """The properties ``obj`` has, as bacpypes3 attribute names, in its declaration order:
+    declared by its class and holding a value (bacpypes3 declares every property of the type and
+    reads an absent one as None)."""
+    return [name for name in obj._elements if inspect.getattr_static(obj, name, None) is not None]
+
+
+def all_properties(obj: Any) -> list[str]:
+    """ReadPropertyMultiple ALL: the four properties property-list leaves out, then property-list's."""
+    attrs = present_attrs(obj)
+    first = [a for a in ("objectIdentifier", "objectName", "objectType", "propertyList") if a in attrs]
+    return [str(PropertyIdentifier(a)) for a in first + [a for a in attrs if a not in NOT_IN_PROPERTY_LIST]]
+
+
+def required_properties(obj: Any) -> list[str]:
+    """ReadPropertyMultiple REQUIRED: the properties the standard requires, of those ``obj`` has."""
+    required = standard_required(obj)
+    return [name for name in all_properties(obj) if name in required]
+
+
+def optional_properties(obj: Any) -> list[str]:
+    """ReadPropertyMultiple OPTIONAL: the properties ``obj`` has that the standard does not require."""
+    required = standard_required(obj)
+    return [name for name in all_properties(obj) if name not in required]
+
 
 def services_supported() -> ServicesSupported:
     """Protocol-services-supported: exactly the services the gate lets through."""
@@ -135,8 +259,7 @@ class StandardPropertyList:
 
     @property
     def propertyList(self) -> Any:  # noqa: N802 - BACnet property name
-        names = [name for name in self._elements  # type: ignore[attr-defined]
-                 if name not in NOT_IN_PROPERTY_LIST and inspect.getattr_static(self, name, None) is not None]
+        names = [name for name in present_attrs(self) if name not in NOT_IN_PROPERTY_LIST]
         return ArrayOf(PropertyIdentifier)([PropertyIdentifier(name) for name in names])
 
     @propertyList.setter
@@ -426,17 +549,32 @@ class GatewayApplication(Application):  # type: ignore[misc]
                 await self.response(error_pdu)
 
     async def do_ReadPropertyMultipleRequest(self, apdu: Any) -> None:  # noqa: N802
-        """bacpypes3 leaves property-list out of ALL and REQUIRED; ASHRAE 135 15.7.3.1.2 returns
-        every property, property-list included (it is required in every object). Asking for it
-        explicitly in the same request puts it back."""
+        """ALL, REQUIRED and OPTIONAL expanded into the properties they stand for (workaround, see
+        module doc): ALL is every property the object has, property-list included (ASHRAE 135
+        15.7.3.1.2); REQUIRED those of them the standard requires (``standard_required``); OPTIONAL
+        the rest. bacpypes3 then reads each as if it had been asked for by name. A reference to an
+        object the device does not have is left to bacpypes3 (unknown-object)."""
         from bacpypes3.basetypes import PropertyReference
 
-        wanted = (PropertyIdentifier.all, PropertyIdentifier.required)
+        expand = {PropertyIdentifier.all: all_properties, PropertyIdentifier.required: required_properties,
+                  PropertyIdentifier.optional: optional_properties}
         for spec in apdu.listOfReadAccessSpecs:
-            refs = spec.listOfPropertyReferences
-            names = [ref.propertyIdentifier for ref in refs]
-            if any(n in wanted for n in names) and PropertyIdentifier.propertyList not in names:
-                refs.append(PropertyReference(propertyIdentifier=PropertyIdentifier.propertyList))
+            oid = spec.objectIdentifier
+            if oid == ("device", 4194303) and self.device_object is not None:  # the wildcard instance
+                oid = self.device_object.objectIdentifier
+            obj = self.get_object_id(oid)
+            refs = list(spec.listOfPropertyReferences)
+            if obj is None or not any(ref.propertyIdentifier in expand for ref in refs):
+                continue
+            expanded: list[Any] = []
+            for ref in refs:
+                special = expand.get(ref.propertyIdentifier)
+                if special is None:
+                    expanded.append(ref)
+                else:
+                    expanded += [PropertyReference(propertyIdentifier=PropertyIdentifier(name))
+                                 for name in special(obj)]
+            spec.listOfPropertyReferences = expanded
         await super().do_ReadPropertyMultipleRequest(apdu)
 
     async def do_WritePropertyMultipleRequest(self, apdu: Any) -> None:  # noqa: N802

@@ -40,6 +40,7 @@ PASSWORD = "s3cret-pw"
 # BACnet numbers the steps use (ASHRAE 135 clause 21)
 DEVICE, ANALOG_VALUE, BINARY_VALUE, NETWORK_PORT = 8, 2, 5, 56
 PV, ALL, PROPERTY_LIST, SERVICES, OBJECT_TYPES = 85, 8, 371, 97, 96
+REQUIRED, OPTIONAL = 105, 80
 ACTIVE_COV, OBJECT_LIST = 152, 76
 REAL, ENUMERATED = 4, 9
 DCC_ENABLE, DCC_DISABLE, DCC_DISABLE_INITIATION = 0, 1, 2
@@ -526,6 +527,18 @@ def pics_tables() -> tuple[set[str], set[str], dict[str, dict[str, str]]]:
     return services, set(objects), objects
 
 
+def pics_standard() -> dict[str, dict[str, bool]]:
+    """object type -> property -> whether the PICS's ASHRAE 135 column says it is required here."""
+    _, _, objects = pics_tables()
+    text = PICS.read_text()
+    table: dict[str, dict[str, bool]] = {}
+    for m in re.finditer(r"^### `([a-z-]+)`\n(.*?)(?=^### |^## |\Z)", text, re.M | re.S):
+        rows = re.findall(r"^\| `([a-z-]+)` \| [^|]+ \| (required|optional)[^|]* \|$", m.group(2), re.M)
+        table[m.group(1)] = {prop: column == "required" for prop, column in rows}
+        assert set(table[m.group(1)]) == set(objects[m.group(1)]), f"{m.group(1)}: a row without its ASHRAE 135 column"
+    return table
+
+
 def pics_conditional() -> set[str]:
     """Properties the PICS marks as present only in some configurations ("only in ... mode")."""
     return set(re.findall(r"^\| `([a-z-]+)` \| R[^|]*only in", PICS.read_text(), re.M))
@@ -542,6 +555,8 @@ async def test_pics_matches_the_device(vtn, meter, start_gateway, tmp_path) -> N
                                    {"op": "read", "type": DEVICE, "instance": 599, "property": OBJECT_TYPES},
                                    {"op": "read", "type": DEVICE, "instance": 599, "property": OBJECT_LIST}]
     steps += [{"op": "read", "type": t, "instance": i, "property": PROPERTY_LIST} for t, i in oids]
+    steps += [{"op": "rpm", "type": t, "instance": i, "properties": [special]} for t, i in oids
+              for special in (REQUIRED, OPTIONAL)]
     r = await js_steps(port, steps)
     assert service_names(bits(r[0]["ok"][0]["value"])) == services
     assert {str(ObjectType(n)) for n in bits(r[1]["ok"][0]["value"])} == types
@@ -549,11 +564,17 @@ async def test_pics_matches_the_device(vtn, meter, start_gateway, tmp_path) -> N
     assert listed == set(oids)
     always = {"object-identifier", "object-name", "object-type", "property-list"}
     seen: dict[str, set[str]] = {}
-    for (t, i), result in zip(oids, r[3:]):
+    standard = pics_standard()
+    answers = r[3 + len(oids):]
+    for n, ((t, i), result) in enumerate(zip(oids, r[3:3 + len(oids)], strict=True)):
         props = {prop_name(v["value"]) for v in result["ok"]} | always
         name = str(ObjectType(t))
         assert props <= set(objects[name]), (name, i, props - set(objects[name]))
         seen.setdefault(name, set()).update(props)
+        # ReadPropertyMultiple REQUIRED / OPTIONAL answer what the ASHRAE 135 column says
+        required, optional = ({prop_name(p["id"]) for p in answers[2 * n + k]["ok"]} for k in (0, 1))
+        assert required == {p for p in props if standard[name][p]}, (name, i, required)
+        assert optional == {p for p in props if not standard[name][p]}, (name, i, optional)
     for name, props in seen.items():
         assert props == set(objects[name]) - pics_conditional(), (name, set(objects[name]) - props)
     writable = {(t, p) for t, props in objects.items() for p, access in props.items() if access == "W"}

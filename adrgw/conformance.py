@@ -14,16 +14,22 @@ test in tests/test_conformance.py:
   NotImplementedError. The gate sits on the application service access point and answers every
   confirmed request outside ``SERVED_CONFIRMED`` with Reject(unrecognized-service). It also
   applies DeviceCommunicationControl (``devmgmt.CommunicationControl``): bacpypes3's own DCC filter
-  keeps answering Who-Is/Who-Has while disabled.
-* ``GatewayApplication.do_WritePropertyMultipleRequest``: bacpypes3 raises its
-  ``WritePropertyMultipleError`` (a ``BaseException``) instead of sending it, so a refused
-  WritePropertyMultiple was never answered and put a traceback in the log.
+  keeps answering Who-Is/Who-Has while disabled. And it answers a confirmed request that cannot be
+  decoded with Reject: bacpypes3's ``ServerSSM.request`` sends its Abort for such a request up to the
+  application instead of to the client, so a truncated request was never answered.
 * ``GatewayApplication.do_ReadPropertyMultipleRequest``: bacpypes3 leaves property-list out of
   ReadPropertyMultiple ALL and REQUIRED, and takes REQUIRED/OPTIONAL from its own ``_required``
   tables, which lack what ASHRAE 135 requires of a BACnet/IP network port (network-number,
   mac-address, ip-address...) and of a device executing time synchronization and COV. ALL, REQUIRED
   and OPTIONAL are expanded here from ``REQUIRED_BY_TYPE`` and ``CONDITIONALLY_REQUIRED`` (the
   standard's tables) and the object's property-list, so the three always agree.
+* ``GatewayApplication.do_WritePropertyRequest`` / ``do_WritePropertyMultipleRequest``: bacpypes3
+  answers a well-formed value of the wrong datatype with Reject(invalid-tag) (its decoder raises
+  ``InvalidTag``); ASHRAE 135 wants Error(property, invalid-data-type) on a writable property
+  (write-access-denied on any other), and keeps Reject for a malformed value (``well_formed``). It
+  also answered a write to a property the object does not have with operational-problem, and raised
+  instead of sending the WritePropertyMultiple-Error (a ``BaseException``: never answered, a
+  traceback in the log).
 * ``GatewayApplication.indication``: bacpypes3 logs any exception in a service helper at ERROR with
   a traceback; a client's bad request is logged here as one rate-limited INFO line.
 * ``GatewayDeviceObject``: bacpypes3's device returns an empty protocol-object-types-supported and an
@@ -71,11 +77,11 @@ from bacpypes3.basetypes import (
     RecipientProcess,
     ServicesSupported,
 )
-from bacpypes3.constructeddata import ArrayOf
-from bacpypes3.errors import AbortException, ExecutionError, ParameterOutOfRange, RejectException
+from bacpypes3.constructeddata import Array, ArrayOf
+from bacpypes3.errors import AbortException, ExecutionError, InvalidTag, ParameterOutOfRange, RejectException
 from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.pdu import Address
-from bacpypes3.primitivedata import Boolean, Integer
+from bacpypes3.primitivedata import Boolean, Integer, Unsigned
 
 from . import __version__
 from . import devmgmt
@@ -434,6 +440,23 @@ def peek_service(data: bytes) -> tuple[Optional[int], Optional[int], Optional[in
     return kind, None, None
 
 
+def undecodable(pdu: Any) -> Optional[Any]:
+    """The Reject reason for an unsegmented confirmed request bacpypes3 cannot decode (truncated,
+    a tag running past the end...), None when it decodes. The request is decoded from a copy: the
+    stack decodes the original again."""
+    from bacpypes3.apdu import APDU, APCISequence
+    from bacpypes3.pdu import PDU
+
+    try:
+        APCISequence.decode(APDU.decode(PDU(bytes(pdu.pduData), source=pdu.pduSource,
+                                            destination=pdu.pduDestination)))
+    except RejectException as err:
+        return err.rejectReason or RejectReason.invalidTag
+    except Exception:  # noqa: BLE001 - any decoding failure is a malformed request
+        return RejectReason.invalidTag
+    return None
+
+
 class RequestGate:
     """Sits between the network layer and bacpypes3's application service access point: drops what
     DeviceCommunicationControl says not to answer, and rejects confirmed services not served."""
@@ -465,6 +488,17 @@ class RequestGate:
             reject.pduDestination = pdu.pduSource
             await self.asap.request(reject)
             return
+        if kind == APDU_CONFIRMED_REQUEST and service is not None and not bytes(pdu.pduData)[0] & 0x08:
+            reason = undecodable(pdu)
+            if reason is not None:
+                # bacpypes3 would answer nothing (workaround, see module doc)
+                self.rejected += 1
+                self.notes.info("reject", "rejected confirmed service %d from %s: %s (the request cannot be "
+                                          "decoded)", service, pdu.pduSource, reason)
+                reject = RejectPDU(invoke_id=invoke_id, reason=reason)
+                reject.pduDestination = pdu.pduSource
+                await self.asap.request(reject)
+                return
         await self._original(pdu)
 
     def sync(self) -> None:
@@ -492,6 +526,42 @@ def _datetime_of(value: Any, tz: Optional[timezone]) -> Optional[datetime]:
     except ValueError:
         return None
     return local.replace(tzinfo=tz) if tz is not None else local.astimezone()
+
+
+def _attr_name(prop: Any) -> str:
+    """A property identifier as bacpypes3's attribute name (``presentValue``)."""
+    try:
+        return str(PropertyIdentifier(prop).attr)
+    except (ValueError, TypeError, AttributeError):
+        return str(prop)
+
+
+def well_formed(tags: Any) -> bool:
+    """Whether a property value's tags are well-formed on their own: at least one tag, opening and
+    closing tags paired, and each application tag a valid encoding of its own datatype (a REAL of
+    four octets...). A value that is well-formed but not of the property's datatype gets
+    Error(invalid-data-type); anything else is a malformed request: Reject(invalid-tag)."""
+    from bacpypes3.primitivedata import Tag, TagClass, TagList
+
+    tags = list(tags)
+    if not tags:
+        return False
+    opened: list[int] = []
+    for tag in tags:
+        if tag.tag_class == TagClass.opening:
+            opened.append(tag.tag_number)
+        elif tag.tag_class == TagClass.closing:
+            if not opened or opened.pop() != tag.tag_number:
+                return False
+        elif tag.tag_class == TagClass.application:
+            kind = Tag._app_tag_class[tag.tag_number] if tag.tag_number < len(Tag._app_tag_class) else None
+            if kind is None:
+                return False
+            try:
+                kind.decode(TagList([tag]))
+            except Exception:  # noqa: BLE001 - any decoding failure is a malformed tag
+                return False
+    return not opened
 
 
 class GatewayApplication(Application):  # type: ignore[misc]
@@ -577,14 +647,83 @@ class GatewayApplication(Application):  # type: ignore[misc]
             spec.listOfPropertyReferences = expanded
         await super().do_ReadPropertyMultipleRequest(apdu)
 
-    async def do_WritePropertyMultipleRequest(self, apdu: Any) -> None:  # noqa: N802
-        """Send the WritePropertyMultiple-Error bacpypes3 raises (workaround, see module doc)."""
+    # -- writes ------------------------------------------------------------------------------
+
+    def _value_to_write(self, obj: Any, prop: Any, value: Any, index: Optional[int], priority: Optional[int]) -> Any:
+        """The value of a WriteProperty(-Multiple) decoded as the property's datatype, or the error
+        ASHRAE 135 gives (workaround, see module doc): unknown-property for a property the object
+        does not have; for a value that decodes but not as that datatype, invalid-data-type on a
+        writable property and write-access-denied on any other; a malformed value stays a Reject."""
+        property_type = obj.get_property_type(prop)
+        if property_type is None:
+            raise ExecutionError(errorClass="property", errorCode="unknownProperty")
+        if issubclass(property_type, Array) and index is not None:
+            property_type = Unsigned if index == 0 else property_type._subtype
         try:
-            await super().do_WritePropertyMultipleRequest(apdu)
+            return value.cast_out(property_type, null=(priority is not None))
+        except InvalidTag:
+            if not well_formed(value.tagList):
+                raise
+            if _attr_name(prop) not in getattr(obj, "_network_writable", frozenset()):
+                raise ExecutionError(errorClass="property", errorCode="writeAccessDenied") from None
+            self._notes.info("datatype", "refused a write of the wrong datatype to %s %s: invalid-data-type",
+                             getattr(obj, "objectName", obj), PropertyIdentifier(prop))
+            raise ExecutionError(errorClass="property", errorCode="invalidDataType") from None
+
+    async def do_WritePropertyRequest(self, apdu: Any) -> None:  # noqa: N802
+        """WriteProperty, with ASHRAE 135's errors for values of the wrong datatype (see
+        ``_value_to_write``); bacpypes3's own handler is otherwise the same."""
+        obj = self.get_object_id(apdu.objectIdentifier)
+        if not obj:
+            raise ExecutionError(errorClass="object", errorCode="unknownObject")
+        value = self._value_to_write(obj, apdu.propertyIdentifier, apdu.propertyValue, apdu.propertyArrayIndex,
+                                     apdu.priority)
+        await obj.write_property(apdu.propertyIdentifier, value, apdu.propertyArrayIndex, apdu.priority)
+        await self.response(SimpleAckPDU(context=apdu))
+
+    async def do_WritePropertyMultipleRequest(self, apdu: Any) -> None:  # noqa: N802
+        """WritePropertyMultiple as bacpypes3 runs it (each property in order, stopping at the first
+        failure, the writes before it kept: ASHRAE 135 15.10.1.3.2), with the datatype errors of
+        ``_value_to_write``, and the WritePropertyMultiple-Error sent rather than raised (workaround,
+        see module doc)."""
+        try:
+            await self._write_property_multiple(apdu)
         except WritePropertyMultipleError as err:
             err.apduService = apdu.apduService
             err.set_context(apdu)
             await self.response(err)
+
+    async def _write_property_multiple(self, apdu: Any) -> None:
+        from bacpypes3.basetypes import ErrorType
+
+        def failed(error_class: str, error_code: str, oid: Any, prop: Any = None,
+                   index: Optional[int] = None) -> WritePropertyMultipleError:
+            ref = ObjectPropertyReference(objectIdentifier=oid)
+            if prop is not None:
+                ref.propertyIdentifier = prop
+            if index is not None:
+                ref.propertyArrayIndex = index
+            return WritePropertyMultipleError(errorType=ErrorType(errorClass=error_class, errorCode=error_code),
+                                              firstFailedWriteAttempt=ref)
+
+        def resolve(oid: Any) -> Any:
+            if oid == ("device", 4194303) and self.device_object is not None:
+                return self.device_object.objectIdentifier
+            return oid
+
+        for spec in apdu.listOfWriteAccessSpecs:
+            oid = resolve(spec.objectIdentifier)
+            obj = self.get_object_id(oid)
+            if not obj:
+                raise failed("object", "unknownObject", oid)
+            for item in spec.listOfProperties:
+                prop, index, priority = item.propertyIdentifier, item.propertyArrayIndex, item.priority
+                try:
+                    value = self._value_to_write(obj, prop, item.value, index, priority)
+                    await obj.write_property(prop, value, index, priority)
+                except ExecutionError as err:
+                    raise failed(err.errorClass, err.errorCode, oid, prop, index) from None
+        await self.response(SimpleAckPDU(context=apdu))
 
     async def refuse_write_multiple(self, apdu: Any, error_class: str, error_code: str) -> None:
         """Answer a WritePropertyMultiple refused as a whole (the write allow-list) with the

@@ -100,6 +100,10 @@ class OptOutBinaryValue(_LocalObject, _BinaryValueObject):  # type: ignore[misc]
 
     _cov_criteria = GenericCriteria
     _on_write: Optional[WriteHandler] = None  # bacpypes3 objects only take "_" attributes freely
+    # What a network client may write (bacpypes3 attribute names): a value of the wrong datatype for
+    # one of these is answered invalid-data-type, for any other property write-access-denied
+    # (conformance.GatewayApplication._value_to_write).
+    _network_writable = frozenset({"presentValue"})
 
     async def write_property(self, attr: Any, value: Any, index: Optional[int] = None,
                              priority: Optional[int] = None) -> None:

@@ -3,7 +3,9 @@ an independent stack (bac-py, tests/interop/bacpy_steps.py):
 
 * ReadPropertyMultiple ALL / REQUIRED / OPTIONAL on every object of the device, compared with the
   standard's property tables kept here as data (written from ASHRAE 135-2020 clause 12, not from the
-  gateway's code), and with each object's property-list.
+  gateway's code), and with each object's property-list;
+* a well-formed value of the wrong datatype answered Error(property, invalid-data-type) on the
+  writable property (write-access-denied elsewhere), a malformed one Reject(invalid-tag).
 """
 
 from __future__ import annotations
@@ -185,7 +187,70 @@ async def test_a_foreign_device_port_also_requires_its_bbmd_properties(vtn, mete
     assert names[0] == names[1] and names[2] == set(), names
 
 
-# -- the bacpypes3 0.0.110 behaviour the workaround above exists for (fails when bacpypes3 changes) ----
+# -- a value of the wrong datatype ---------------------------------------------------------------------
+
+REAL_1 = "443f800000"  # REAL 1.0
+TEXT_ON = "73006f6e"  # CharacterString "on" (UTF-8)
+ACTIVE, INACTIVE = "9101", "9100"  # Enumerated 1 / 0: what binary-value present-value takes
+
+
+@pytest.mark.integration
+async def test_wrong_datatype_is_an_error_and_a_malformed_value_a_reject(vtn, meter, start_gateway, tmp_path,
+                                                                          caplog) -> None:
+    gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+    port = gateway.settings.bacnet.port
+    await device_ready(port)
+    opt_out, level = "binary-value,2", "analog-value,1"
+
+    def write(obj: str, hex_value: str, prop: str = "present-value") -> dict[str, Any]:
+        return {"op": "write", "object": obj, "property": prop, "hex": hex_value}
+
+    def wpm(obj: str, hex_value: str, prop: str = "present-value") -> dict[str, Any]:
+        return {"op": "wpm", "object": obj, "property": prop, "hex": hex_value}
+
+    r = await bacpy_steps(port, [
+        write(opt_out, REAL_1), write(opt_out, TEXT_ON), wpm(opt_out, REAL_1), wpm(opt_out, TEXT_ON),
+        {"op": "read", "object": opt_out, "property": "present-value"},
+        # well-formed, wrong datatype, on properties that are not writable: write-access-denied
+        write(level, TEXT_ON), write(opt_out, REAL_1, "description"), write("device,599", REAL_1, "object-name"),
+        wpm(level, TEXT_ON),
+        # malformed: a REAL of two octets, an empty Enumerated, an unclosed tag, a tag longer than the data
+        write(opt_out, "420000"), write(opt_out, "90"), write(opt_out, "0e9101"), write(opt_out, "440000"),
+        wpm(opt_out, "420000"),
+        # the right datatype still works
+        write(opt_out, ACTIVE), {"op": "read", "object": opt_out, "property": "present-value"},
+        wpm(opt_out, INACTIVE), {"op": "read", "object": opt_out, "property": "present-value"},
+    ])
+    for n in range(4):  # an Error (a WritePropertyMultiple-Error for WPM): property, invalid-data-type
+        assert r[n].get("error", "").endswith("PROPERTY: INVALID_DATA_TYPE"), (n, r[n])
+    assert r[4]["ok"] in ("INACTIVE", 0), r[4]  # nothing was written
+    for n in range(5, 9):
+        assert r[n].get("error", "").endswith("PROPERTY: WRITE_ACCESS_DENIED"), (n, r[n])
+    for n in range(9, 14):
+        assert "Reject" in r[n].get("error", "") and "INVALID_TAG" in r[n]["error"], (n, r[n])
+    assert r[14]["ok"] == "ack" and r[15]["ok"] in ("ACTIVE", 1), r[14:16]
+    assert r[16]["ok"] == "ack" and r[17]["ok"] in ("INACTIVE", 0), r[16:18]
+    assert not [rec for rec in caplog.records if rec.levelname in ("ERROR", "CRITICAL") or rec.exc_info]
+    refused = [rec for rec in caplog.records if "invalid-data-type" in rec.getMessage()]
+    assert refused and all(rec.levelname == "INFO" for rec in refused)
+
+
+def test_well_formed_tells_a_wrong_datatype_from_a_malformed_value() -> None:
+    from bacpypes3.pdu import PDUData
+    from bacpypes3.primitivedata import TagList
+
+    def tags(hex_value: str) -> Any:
+        return TagList.decode(PDUData(bytes.fromhex(hex_value)))
+
+    for good in (REAL_1, TEXT_ON, ACTIVE, "0e91010f", "00"):  # ... a constructed value, NULL
+        assert conformance.well_formed(tags(good)), good
+    for bad in ("420000", "90", "0e9101", "0f", "0e91011f"):
+        assert not conformance.well_formed(tags(bad)), bad
+    assert not conformance.well_formed([])
+
+
+
+# -- the bacpypes3 0.0.110 behaviour the workarounds above exist for (fails when bacpypes3 changes) ----
 
 
 def test_pin_bacpypes3_required_tables_lack_what_a_bacnet_ip_port_requires() -> None:
@@ -202,3 +267,36 @@ def test_pin_bacpypes3_required_tables_lack_what_a_bacnet_ip_port_requires() -> 
         NetworkPortObject)
     assert not {"localDate", "localTime", "utcOffset", "activeCovSubscriptions"} & theirs(DeviceObject)
 
+
+def test_pin_bacpypes3_rejects_a_value_of_the_wrong_datatype() -> None:
+    """bacpypes3 decodes a written value with ``Any.cast_out``, which raises InvalidTag (a Reject)
+    for a well-formed REAL written to a binary value; conformance.GatewayApplication._value_to_write
+    answers invalid-data-type instead."""
+    from bacpypes3.basetypes import BinaryPV
+    from bacpypes3.constructeddata import Any as AnyValue
+    from bacpypes3.errors import InvalidTag
+    from bacpypes3.pdu import PDUData
+    from bacpypes3.primitivedata import TagList
+
+    with pytest.raises(InvalidTag):
+        AnyValue(TagList.decode(PDUData(bytes.fromhex(REAL_1)))).cast_out(BinaryPV)
+
+
+@pytest.mark.integration
+async def test_pin_bacpypes3_answers_nothing_to_a_request_it_cannot_decode(vtn, meter, start_gateway, tmp_path,
+                                                                           monkeypatch) -> None:
+    """A WriteProperty whose value tag runs past the end of the request: bacpypes3's ServerSSM sends
+    its Abort up to the application instead of to the client, so the client hears nothing; the
+    request gate (conformance.undecodable) answers Reject invalid-tag."""
+    from .test_conformance import BINARY_VALUE, PV, raw_request
+
+    gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
+    port = gateway.settings.bacnet.port
+    await device_ready(port)
+    loop = asyncio.get_running_loop()
+    truncated = bytes([0x00, 0x05, 21, 15, 0x0C]) + ((BINARY_VALUE << 22) | 2).to_bytes(4, "big") + \
+        bytes([0x19, PV, 0x3E, 0x44, 0, 0, 0x3F])  # a REAL tag announcing 4 octets, 3 octets left
+    answer = await loop.run_in_executor(None, raw_request, port, truncated)
+    assert answer[:3] == bytes([0x60, 21, 4]), answer.hex()  # Reject, invalid-tag
+    monkeypatch.setattr(conformance, "undecodable", lambda pdu: None)  # the workaround off
+    assert await loop.run_in_executor(None, raw_request, port, truncated, 1.0) == b""  # bacpypes3: silence

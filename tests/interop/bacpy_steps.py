@@ -10,6 +10,10 @@ Steps:
                             -> [{"property": "present-value", "error": null | "PROPERTY: UNKNOWN_PROPERTY"}]
   {"op": "read", "object": "device,599", "property": "local-date"}   -> the value, JSON-friendly
                                                     (property-list: the property names)
+  {"op": "write", "object": "binary-value,2", "property": "present-value", "hex": "4400000000",
+   "priority": null}        raw application-tagged value bytes, sent as they are    -> "ack"
+  {"op": "wpm", "object": "binary-value,2", "property": "present-value", "hex": "9101"}  -> "ack"
+                            or {"error": "WritePropertyMultiple-Error: PROPERTY: INVALID_DATA_TYPE"}
   {"op": "sleep", "ms": 200}
 """
 
@@ -20,8 +24,13 @@ import enum
 import json
 
 from bac_py import Client
+from bac_py.encoding.primitives import decode_enumerated
+from bac_py.encoding.tags import decode_tag
+from bac_py.services.common import BACnetPropertyValue
+from bac_py.services.errors import BACnetError
 from bac_py.services.read_property_multiple import PropertyReference, ReadAccessSpecification
-from bac_py.types.enums import PropertyIdentifier
+from bac_py.services.write_property_multiple import WriteAccessSpecification
+from bac_py.types.enums import ErrorClass, ErrorCode, PropertyIdentifier
 from bac_py.types.parsing import parse_object_identifier, parse_property_identifier
 
 
@@ -38,6 +47,24 @@ def plain(value):
     if isinstance(value, (str, int, float, bool, type(None))):
         return value
     return str(value)
+
+
+def write_property_multiple_error(exc: BACnetError) -> str:
+    """The WritePropertyMultiple-Error in ``exc``. bac-py 1.5.7 decodes every Error PDU as a plain
+    class/code pair, so for this one (ASHRAE 135 21: [0] errorType {class, code}, [1] first failed
+    write attempt) it reads the opening tag [0] as the class and the class as the code, and keeps
+    the rest as error_data: the real code, then the closing tag. Anything else is shown as bac-py
+    decoded it."""
+    data = exc.error_data
+    try:
+        tag, offset = decode_tag(data, 0)
+        code = ErrorCode(decode_enumerated(data[offset:offset + tag.length]))
+        closing, _ = decode_tag(data, offset + tag.length)
+    except Exception:  # noqa: BLE001 - not the shape of a misread WritePropertyMultiple-Error
+        return f"BACnetError: {exc}"
+    if exc.error_class != ErrorClass.DEVICE or not closing.is_closing:
+        return f"BACnetError: {exc}"
+    return f"WritePropertyMultiple-Error: {ErrorClass(int(exc.error_code)).name}: {code.name}"
 
 
 def name_of(prop) -> str:
@@ -64,6 +91,20 @@ async def run(client: Client, target: str, step: dict):
         if step["property"] == "property-list":  # bac-py gives the identifiers as numbers
             return [name_of(PropertyIdentifier(int(v))) for v in value]
         return plain(value)
+    if op == "write":
+        await client.write_property(target, step["object"], step["property"], bytes.fromhex(step["hex"]),
+                                    priority=step.get("priority"), timeout=10)
+        return "ack"
+    if op == "wpm":
+        spec = WriteAccessSpecification(
+            object_identifier=parse_object_identifier(step["object"]),
+            list_of_properties=[BACnetPropertyValue(property_identifier=parse_property_identifier(step["property"]),
+                                                    value=bytes.fromhex(step["hex"]))])
+        try:
+            await client.write_property_multiple(target, [spec], timeout=10)
+        except BACnetError as exc:
+            raise RuntimeError(write_property_multiple_error(exc)) from None
+        return "ack"
     if op == "sleep":
         await asyncio.sleep(step["ms"] / 1000)
         return "slept"

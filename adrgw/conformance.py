@@ -34,7 +34,9 @@ test in tests/test_conformance.py:
   a traceback; a client's bad request is logged here as one rate-limited INFO line.
 * ``GatewayDeviceObject``: bacpypes3's device returns an empty protocol-object-types-supported and an
   always-empty active-cov-subscriptions (it asks the application for a method that does not exist),
-  and has no utc-offset.
+  has no utc-offset, and its local-date/local-time ignore TimeSynchronization (they read the host's
+  clock); here they come from the device's clock (``devmgmt.DeviceClock``), which the
+  synchronizations set.
 * ``StandardPropertyList``: bacpypes3's property-list includes object-identifier, object-name,
   object-type and property-list, which ASHRAE 135 12.1.1.4.1 excludes.
 * ``TransactionTiming``: bacpypes3's client transactions take their APDU timeout and retries from
@@ -81,7 +83,7 @@ from bacpypes3.constructeddata import Array, ArrayOf
 from bacpypes3.errors import AbortException, ExecutionError, InvalidTag, ParameterOutOfRange, RejectException
 from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.pdu import Address
-from bacpypes3.primitivedata import Boolean, Integer, Unsigned
+from bacpypes3.primitivedata import Boolean, Date, Integer, Time, Unsigned
 
 from . import __version__
 from . import devmgmt
@@ -305,10 +307,35 @@ class GatewayDeviceObject(StandardPropertyList):
     def activeCovSubscriptions(self, value: Any) -> None:  # noqa: N802
         pass
 
+    def _device_clock(self) -> devmgmt.DeviceClock:
+        app = getattr(self, "_app", None)
+        clock = getattr(app, "device_clock", None)
+        return clock if clock is not None else _HOST_CLOCK
+
+    @property
+    def localDate(self) -> Date:  # noqa: N802
+        """The device's date: the host's clock plus the last time synchronization's offset."""
+        now = self._device_clock().now(datetime.now(timezone.utc))
+        return Date((now.year - 1900, now.month, now.day, now.isoweekday()))
+
+    @localDate.setter
+    def localDate(self, value: Any) -> None:  # noqa: N802
+        pass
+
+    @property
+    def localTime(self) -> Time:  # noqa: N802
+        now = self._device_clock().now(datetime.now(timezone.utc))
+        return Time((now.hour, now.minute, now.second, now.microsecond // 10000))
+
+    @localTime.setter
+    def localTime(self, value: Any) -> None:  # noqa: N802
+        pass
+
     @property
     def utcOffset(self) -> Integer:  # noqa: N802
-        """Minutes to add to local time to get UTC (ASHRAE 135 12.11.32): -60 for UTC+1."""
-        return Integer(-int(time.localtime().tm_gmtoff // 60))
+        """Minutes to add to local standard time to get UTC (ASHRAE 135 12.11.32): -60 for UTC+1,
+        summer and winter (daylight saving is daylight-savings-status)."""
+        return Integer(self._device_clock().utc_offset(datetime.now(timezone.utc)))
 
     @utcOffset.setter
     def utcOffset(self, value: Any) -> None:  # noqa: N802
@@ -316,13 +343,15 @@ class GatewayDeviceObject(StandardPropertyList):
 
     @property
     def daylightSavingsStatus(self) -> Boolean:  # noqa: N802
-        return Boolean(time.localtime().tm_isdst > 0)
+        return Boolean(self._device_clock().daylight_savings(datetime.now(timezone.utc)))
 
     @daylightSavingsStatus.setter
     def daylightSavingsStatus(self, value: Any) -> None:  # noqa: N802
         pass
 
 
+# The clock of a device object not (yet) bound to the gateway's application: the host's.
+_HOST_CLOCK = devmgmt.DeviceClock()
 _CONFORMING: dict[type, type] = {}
 
 
@@ -514,18 +543,17 @@ class RequestGate:
 # -- the application ----------------------------------------------------------------------------
 
 
-def _datetime_of(value: Any, tz: Optional[timezone]) -> Optional[datetime]:
-    """A bacpypes3 DateTime -> datetime; None when a field is unspecified (255)."""
+def _datetime_of(value: Any) -> Optional[datetime]:
+    """A bacpypes3 DateTime -> naive datetime; None when a field is unspecified (255) or the date
+    is not a calendar date (the special months and days of ASHRAE 135 21 are not a time to set)."""
     year, month, day, _dow = tuple(value.date)
     hour, minute, second, hundredths = tuple(value.time)
     if 255 in (year, month, day, hour, minute, second) or month > 12:
         return None
     try:
-        local = datetime(1900 + year, month, day, hour, minute, second,
-                         0 if hundredths == 255 else hundredths * 10000)
+        return datetime(1900 + year, month, day, hour, minute, second, 0 if hundredths == 255 else hundredths * 10000)
     except ValueError:
         return None
-    return local.replace(tzinfo=tz) if tz is not None else local.astimezone()
 
 
 def _attr_name(prop: Any) -> str:
@@ -573,7 +601,10 @@ class GatewayApplication(Application):  # type: ignore[misc]
     _notes: RateLimitedLog
     _password: str = ""
     _on_reinitialize: Optional[Callable[[devmgmt.ReinitState], Any]] = None
-    last_time_sync: Optional[tuple[str, datetime, float]] = None
+    # Local_Date / Local_Time (TimeSynchronization, UTCTimeSynchronization); install() gives each
+    # application its own.
+    device_clock: devmgmt.DeviceClock = _HOST_CLOCK
+    last_time_sync: Optional[tuple[str, datetime, float]] = None  # (service, time told as UTC, offset s)
 
     def may_initiate(self) -> bool:
         """Whether DeviceCommunicationControl lets the device start requests (meter reads,
@@ -780,22 +811,34 @@ class GatewayApplication(Application):  # type: ignore[misc]
                 await result
 
     async def do_TimeSynchronizationRequest(self, apdu: Any) -> None:  # noqa: N802
-        self._time_told("time-synchronization", _datetime_of(apdu.time, None), apdu.pduSource)
+        """DM-TS-B: the time told is the device's local time."""
+        local = _datetime_of(apdu.time)
+        told = self.device_clock.local_to_utc(local) if local is not None else None
+        self._time_told("time-synchronization", told, local, apdu.pduSource)
 
     async def do_UTCTimeSynchronizationRequest(self, apdu: Any) -> None:  # noqa: N802
-        self._time_told("utc-time-synchronization", _datetime_of(apdu.time, timezone.utc), apdu.pduSource)
+        """DM-UTC-B: the time told is UTC; local time is UTC minus UTC_Offset, plus the daylight-saving
+        shift when it is in effect (``devmgmt.DeviceClock.now``)."""
+        utc = _datetime_of(apdu.time)
+        told = utc.replace(tzinfo=timezone.utc) if utc is not None else None
+        self._time_told("utc-time-synchronization", told, utc, apdu.pduSource)
 
-    def _time_told(self, kind: str, told: Optional[datetime], source: Any) -> None:
-        """DM-TS-B / DM-UTC-B: accept, log the offset, never set the operating system's clock (that
-        is the host's time service's job; the gateway runs unprivileged)."""
+    def _time_told(self, kind: str, told: Optional[datetime], as_sent: Optional[datetime], source: Any) -> None:
+        """Execute a time synchronization: the device's Local_Date / Local_Time follow the time told
+        from now on, as an offset from the host's clock (``devmgmt.DeviceClock``). The operating
+        system's clock is never set, and the event schedule and telemetry stay on it."""
         if told is None:
             self._notes.info("time", "%s from %s ignored: the date or time is unspecified", kind, source)
             return
-        offset = devmgmt.clock_offset(told, datetime.now(timezone.utc))
+        host = datetime.now(timezone.utc)
+        offset = self.device_clock.synchronize(told, host)
         self.last_time_sync = (kind, told, offset)
-        self._notes.info("time", "%s from %s: told %s; this host's clock is %+.3f s from it (the "
-                                 "operating system's clock is not changed)", kind, source,
-                         told.isoformat(timespec="seconds"), offset)
+        local = self.device_clock.now(host)
+        # one line per service and minute at most: a client repeating it cannot flood the log
+        self._notes.info(kind, "%s from %s: %s; the device's clock is now %s, %+.3f s from this host's "
+                               "clock (the host's clock, the event schedule and telemetry are not changed)",
+                         kind, source, as_sent.isoformat(timespec="seconds") if as_sent else "?",
+                         local.isoformat(timespec="seconds"), offset)
 
     _gate: RequestGate
 
@@ -812,6 +855,7 @@ def install(app: Any, settings: Any, on_reinitialize: Optional[Callable[[devmgmt
     object.__setattr__(app, "_password", settings.password)
     object.__setattr__(app, "_on_reinitialize", on_reinitialize)
     object.__setattr__(app, "_gate", RequestGate(app.asap, dcc, notes))
+    object.__setattr__(app, "device_clock", devmgmt.DeviceClock())
     device = app.device_object
     conform_object(device)
     device.vendorIdentifier = settings.vendor_id

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import struct
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,7 +41,7 @@ PASSWORD = "s3cret-pw"
 # BACnet numbers the steps use (ASHRAE 135 clause 21)
 DEVICE, ANALOG_VALUE, BINARY_VALUE, NETWORK_PORT = 8, 2, 5, 56
 PV, ALL, PROPERTY_LIST, SERVICES, OBJECT_TYPES = 85, 8, 371, 97, 96
-REQUIRED, OPTIONAL = 105, 80
+REQUIRED, OPTIONAL, LOCAL_DATE = 105, 80, 56
 ACTIVE_COV, OBJECT_LIST = 152, 76
 REAL, ENUMERATED = 4, 9
 DCC_ENABLE, DCC_DISABLE, DCC_DISABLE_INITIATION = 0, 1, 2
@@ -65,9 +66,12 @@ async def js_steps(port: int, steps: list[dict[str, Any]], timeout: float = 90) 
     """Run steps with @bacnet-js/client against the gateway at 127.0.0.1:port; one result per step."""
     node = node_client()
     client_port = free_port(socket.SOCK_DGRAM, avoid=(port,))
+    # TZ=UTC: @bacnet-js/client 3.3.2 encodes a time synchronization's date and time from the JS
+    # Date's local fields (getHours...) for UTCTimeSynchronization too; in UTC they are the UTC fields.
     proc = await asyncio.create_subprocess_exec(
         node, str(JS / "bacnet_steps.js"), "--target", f"127.0.0.1:{port}", "--port", str(client_port),
-        "--steps", json.dumps(steps), cwd=str(JS), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "--steps", json.dumps(steps), cwd=str(JS), env=dict(os.environ, TZ="UTC"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode == 0, err.decode()[-3000:]
     results = json.loads(out.decode().strip().splitlines()[-1])
@@ -340,6 +344,7 @@ async def test_second_stack_reads_identity_capabilities_and_objects(vtn, meter, 
         # the answer (several hundred octets) comes segmented
         {"op": "rpm", **dev, "properties": [ALL], "maxApdu": 1, "maxSegments": 112},
         {"op": "write", "type": BINARY_VALUE, "instance": 2, "property": PV, "tag": ENUMERATED, "value": 0},
+        {"op": "read", **dev, "property": LOCAL_DATE},  # after the synchronizations above
     ]
     await device_ready(port)
     r = await js_steps(port, steps)
@@ -362,7 +367,8 @@ async def test_second_stack_reads_identity_capabilities_and_objects(vtn, meter, 
     held = {str(oid[0]) for oid in gateway.device.app.objectIdentifier}
     assert {str(ObjectType(n)) for n in bits(device["protocol-object-types-supported"][0]["value"])} == held
     assert "utc-offset" in device and "local-date" in device and "local-time" in device
-    assert device["utc-offset"][0]["value"] == -int(datetime.now().astimezone().utcoffset().total_seconds() // 60)
+    # minutes to add to local *standard* time for UTC (positive west), whether or not in daylight saving
+    assert device["utc-offset"][0]["value"] == time.timezone // 60
     excluded = {"object-identifier", "object-name", "object-type", "property-list"}
     device_list = {prop_name(v["value"]) for v in r[3]["ok"]}
     assert not device_list & excluded and "vendor-name" in device_list and "status-flags" not in device_list
@@ -395,6 +401,7 @@ async def test_second_stack_reads_identity_capabilities_and_objects(vtn, meter, 
     await wait_for(lambda: not gateway.controller.opt_out, 3, what="opt-in written by the second stack")
     told = gateway.device.app.last_time_sync
     assert told is not None and told[0] == "time-synchronization"
+    assert r[22]["ok"][0]["value"].startswith("2026-01-02"), r[22]  # the device's date follows (issue 18)
     assert not errors_in_log(caplog), errors_in_log(caplog)
     assert any("utc-time-synchronization" in rec.getMessage() and "not changed" in rec.getMessage()
                for rec in caplog.records)

@@ -4,6 +4,9 @@ an independent stack (bac-py, tests/interop/bacpy_steps.py):
 * ReadPropertyMultiple ALL / REQUIRED / OPTIONAL on every object of the device, compared with the
   standard's property tables kept here as data (written from ASHRAE 135-2020 clause 12, not from the
   gateway's code), and with each object's property-list;
+* TimeSynchronization and UTCTimeSynchronization executed: Local_Date / Local_Time follow the time
+  told, UTC_Offset / Daylight_Savings_Status as the standard defines them, the host's clock, the event
+  schedule and telemetry untouched, and the offset gone after a restart (docs/PICS.md);
 * a well-formed value of the wrong datatype answered Error(property, invalid-data-type) on the
   writable property (write-access-denied elsewhere), a malformed one Reject(invalid-tag).
 """
@@ -13,15 +16,18 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from adrgw import conformance
+from adrgw import conformance, devmgmt
 from adrgw.demo import free_port
 
-from .conftest import gateway_settings
+from .conftest import gateway_settings, wait_for
 from .test_conformance import device_ready
 from .test_interop import ROOT, interop_python
 
@@ -185,6 +191,115 @@ async def test_a_foreign_device_port_also_requires_its_bbmd_properties(vtn, mete
     names = [{e["property"] for e in answer["ok"] if not e["error"]} for answer in r]
     assert names[1] == R_NETWORK_PORT | CONDITIONAL_NETWORK_PORT | foreign, names[1]
     assert names[0] == names[1] and names[2] == set(), names
+
+
+# -- TimeSynchronization / UTCTimeSynchronization (pure rules) ---------------------------------------
+
+
+def test_device_clock_follows_the_time_told_as_an_offset() -> None:
+    clock = devmgmt.DeviceClock(zone=ZoneInfo("America/New_York"))
+    host = datetime(2026, 12, 4, 17, 0, 0, tzinfo=timezone.utc)
+    told = clock.local_to_utc(datetime(2030, 1, 2, 3, 4, 5))  # TimeSynchronization: local time
+    assert told == datetime(2030, 1, 2, 8, 4, 5, tzinfo=timezone.utc)  # EST: UTC-5
+    offset = clock.synchronize(told, host)
+    assert offset == (told - host).total_seconds()
+    assert clock.now(host + timedelta(seconds=10)).replace(tzinfo=None) == datetime(2030, 1, 2, 3, 4, 15)
+    # UTC_Offset: minutes to add to local standard time for UTC; positive west of Greenwich
+    assert clock.utc_offset(host) == 300 and clock.daylight_savings(host) is False
+    clock.synchronize(datetime(2030, 7, 2, 12, 0, tzinfo=timezone.utc), host)  # UTCTimeSynchronization
+    assert clock.now(host).replace(tzinfo=None) == datetime(2030, 7, 2, 8, 0)  # EDT: UTC-4
+    assert clock.utc_offset(host) == 300 and clock.daylight_savings(host) is True  # standard offset kept
+    # a local time told in summer while the device is in winter reads back as told
+    clock.synchronize(clock.local_to_utc(datetime(2030, 7, 2, 12, 0)), host)
+    assert clock.now(host).replace(tzinfo=None) == datetime(2030, 7, 2, 12, 0)
+    east = devmgmt.DeviceClock(zone=ZoneInfo("Europe/Berlin"))
+    assert east.utc_offset(datetime(2030, 7, 2, tzinfo=timezone.utc)) == -60  # UTC+1 (+2 in summer)
+    assert east.utc_offset(datetime(2030, 1, 2, tzinfo=timezone.utc)) == -60
+    assert east.daylight_savings(datetime(2030, 7, 2, tzinfo=timezone.utc)) is True
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"])
+def test_host_zone_agrees_with_the_time_zone_database(zone: str, monkeypatch) -> None:
+    """devmgmt.HostZone (the host's zone through the C library) gives what zoneinfo gives."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        host_clock, reference = devmgmt.DeviceClock(), devmgmt.DeviceClock(zone=ZoneInfo(zone))
+        for instant in (datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+                        datetime(2030, 7, 2, 12, 0, tzinfo=timezone.utc)):
+            assert host_clock.now(instant) == reference.now(instant)
+            assert host_clock.now(instant).utcoffset() == reference.now(instant).utcoffset()
+            assert host_clock.utc_offset(instant) == reference.utc_offset(instant)
+            assert host_clock.daylight_savings(instant) == reference.daylight_savings(instant)
+            local = instant.replace(tzinfo=None)
+            assert host_clock.local_to_utc(local) == reference.local_to_utc(local)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+# -- TimeSynchronization / UTCTimeSynchronization, from bac-py ----------------------------------------
+
+
+def as_date(value: dict[str, int]) -> date:
+    return date(value["year"], value["month"], value["day"])
+
+
+def as_seconds(value: dict[str, int]) -> int:
+    return value["hour"] * 3600 + value["minute"] * 60 + value["second"]
+
+
+@pytest.mark.integration
+async def test_time_synchronization_is_executed(vtn, meter, start_gateway, tmp_path, caplog) -> None:
+    settings = gateway_settings(vtn.url, meter, tmp_path)
+    gateway = await start_gateway(settings)
+    await asyncio.wait_for(gateway.link.registered.wait(), 5)
+    port = settings.bacnet.port
+    await device_ready(port)
+    zone = ZoneInfo("America/New_York")  # a zone with daylight saving, whatever this host's zone is
+    gateway.device.app.device_clock.zone = zone
+    dev = "device,599"
+    reads = [{"op": "read", "object": dev, "property": p}
+             for p in ("local-date", "local-time", "utc-offset", "daylight-savings-status")]
+    host_before = datetime.now(timezone.utc)
+    r = await bacpy_steps(port, [
+        {"op": "timeSync", "utc": False, "date": "2030-01-02", "time": "03:04:05"},
+        {"op": "sleep", "ms": 300}, *reads,
+        {"op": "timeSync", "utc": True, "date": "2030-07-02", "time": "12:00:00"},
+        {"op": "sleep", "ms": 300}, *reads,
+    ])
+    # TimeSynchronization tells local time: read back as told (EST, no daylight saving in January)
+    assert as_date(r[2]["ok"]) == date(2030, 1, 2), r[2]
+    assert 0 <= as_seconds(r[3]["ok"]) - as_seconds({"hour": 3, "minute": 4, "second": 5}) <= 30, r[3]
+    assert r[4]["ok"] == 300 and r[5]["ok"] is False, r[4:6]
+    # UTCTimeSynchronization tells UTC: local is UTC - 4 h in July (EDT); UTC_Offset stays the standard 300
+    assert as_date(r[8]["ok"]) == date(2030, 7, 2), r[8]
+    assert 0 <= as_seconds(r[9]["ok"]) - 8 * 3600 <= 30, r[9]
+    assert r[10]["ok"] == 300 and r[11]["ok"] is True, r[10:12]
+    # one INFO line per synchronization, with the offset; never an ERROR
+    lines = [rec for rec in caplog.records if "time-synchronization from" in rec.getMessage()]
+    assert [rec.levelname for rec in lines] == ["INFO", "INFO"], [rec.getMessage() for rec in lines]
+    expected = (datetime(2030, 7, 2, 12, tzinfo=timezone.utc) - host_before).total_seconds()
+    assert abs(gateway.device.app.device_clock.offset - expected) < 30
+    assert "s from this host's clock" in lines[1].getMessage()
+    assert not [rec for rec in caplog.records if rec.levelname in ("ERROR", "CRITICAL")]
+    # the host's clock, the event schedule and telemetry are not moved to 2030
+    assert abs((datetime.now(timezone.utc) - host_before).total_seconds()) < 60
+    vtn.add_event(gateway.link.ven_id, [2.0], datetime.now(timezone.utc) - timedelta(seconds=1), timedelta(minutes=5))
+    await wait_for(lambda: gateway.device.level == 2.0, 10, what="an event on the host's clock still starts")
+    synced_at = len(caplog.records)
+    await wait_for(lambda: any(rec.getMessage().startswith("Adding ") for rec in caplog.records[synced_at:]), 10,
+                   what="a telemetry sample after the synchronization")
+    sample = next(rec.getMessage() for rec in caplog.records[synced_at:] if rec.getMessage().startswith("Adding "))
+    stamp = datetime.fromisoformat(sample.split(" ")[1].rstrip(","))
+    assert abs((stamp - datetime.now(timezone.utc)).total_seconds()) < 60, sample
+    # the offset is not kept over a restart (docs/PICS.md): the restarted device reads the host's clock
+    await gateway.stop()
+    restarted = await start_gateway(settings)
+    await device_ready(port)
+    assert restarted.device.app.device_clock.offset == 0.0
+    r = await bacpy_steps(port, [{"op": "read", "object": dev, "property": "local-date"}])
+    assert as_date(r[0]["ok"]) in {datetime.now().date(), (datetime.now() - timedelta(seconds=30)).date()}, r
 
 
 # -- a value of the wrong datatype ---------------------------------------------------------------------

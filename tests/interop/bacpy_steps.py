@@ -10,6 +10,7 @@ Steps:
                             -> [{"property": "present-value", "error": null | "PROPERTY: UNKNOWN_PROPERTY"}]
   {"op": "read", "object": "device,599", "property": "local-date"}   -> the value, JSON-friendly
                                                     (property-list: the property names)
+  {"op": "timeSync", "utc": false, "date": "2030-01-02", "time": "03:04:05"}   (unconfirmed: "sent")
   {"op": "write", "object": "binary-value,2", "property": "present-value", "hex": "4400000000",
    "priority": null}        raw application-tagged value bytes, sent as they are    -> "ack"
   {"op": "wpm", "object": "binary-value,2", "property": "present-value", "hex": "9101"}  -> "ack"
@@ -20,6 +21,7 @@ Steps:
 import argparse
 import asyncio
 import dataclasses
+import datetime
 import enum
 import json
 
@@ -32,6 +34,7 @@ from bac_py.services.read_property_multiple import PropertyReference, ReadAccess
 from bac_py.services.write_property_multiple import WriteAccessSpecification
 from bac_py.types.enums import ErrorClass, ErrorCode, PropertyIdentifier
 from bac_py.types.parsing import parse_object_identifier, parse_property_identifier
+from bac_py.types.primitives import BACnetDate, BACnetTime
 
 
 def plain(value):
@@ -91,6 +94,16 @@ async def run(client: Client, target: str, step: dict):
         if step["property"] == "property-list":  # bac-py gives the identifiers as numbers
             return [name_of(PropertyIdentifier(int(v))) for v in value]
         return plain(value)
+    if op == "timeSync":
+        year, month, day = (int(x) for x in step["date"].split("-"))
+        hour, minute, second = (int(x) for x in step["time"].split(":"))
+        day_of_week = datetime.date(year, month, day).isoweekday()
+        told = BACnetDate(year, month, day, day_of_week), BACnetTime(hour, minute, second, 0)
+        if step["utc"]:
+            client.utc_time_synchronization(target, *told)
+        else:
+            client.time_synchronization(target, *told)
+        return "sent"
     if op == "write":
         await client.write_property(target, step["object"], step["property"], bytes.fromhex(step["hex"]),
                                     priority=step.get("priority"), timeout=10)

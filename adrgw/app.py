@@ -11,25 +11,25 @@ import logging
 import signal
 from typing import Any, Callable, Optional
 
-from . import points as P
-from . import snapshot
-from .bacnet import GatewayDevice, PointRef
-from .clockwatch import ClockWatch
-from .config import Settings
-from .events import EventController, utc_now
-from .history import EventHistory, MeterHistory
-from .metrics import Metrics
-from .web import StatusServer, WebStartError
-from .signals import point_specs as signal_point_specs
-from .targeting import Identity
-from .report_service import ReportService
-from .gatewaystatus import gateway_status
-from .supervise import TaskHealth, supervised
-from .sdnotify import Notifier
-from .store import Store
-from .writer import WriteThrough
-from .telemetry import Sample, SampleQueue, Sampler
-from .ven import VtnLink
+from adrgw.bacnet import points as P
+from adrgw.ops import snapshot
+from adrgw.bacnet.device import GatewayDevice, PointRef
+from adrgw.core.clockwatch import ClockWatch
+from adrgw.config.settings import Settings
+from adrgw.core.events import EventController, utc_now
+from adrgw.persist.history import EventHistory, MeterHistory
+from adrgw.ops.metrics import Metrics
+from adrgw.ops.web import StatusServer, WebStartError
+from adrgw.core.signals import point_specs as signal_point_specs
+from adrgw.core.targeting import Identity
+from adrgw.openadr.report_service import ReportService
+from adrgw.core.gatewaystatus import gateway_status
+from adrgw.core.supervise import TaskHealth, supervised
+from adrgw.ops.sdnotify import Notifier
+from adrgw.persist.store import Store
+from adrgw.bacnet.writer import WriteThrough
+from adrgw.core.telemetry import Sample, SampleQueue, Sampler
+from adrgw.openadr.ven import VtnLink
 
 log = logging.getLogger("adrgw")
 

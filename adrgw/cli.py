@@ -15,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import __version__
-from .config import LOG_LEVELS, ConfigError, Settings, load
+from adrgw import __version__
+from adrgw.config.settings import LOG_LEVELS, ConfigError, Settings, load
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -85,8 +85,8 @@ def example_config() -> str:
 def _startup_errors() -> tuple[type[Exception], ...]:
     """Errors that end a start with one line and exit 1. Imported only when starting: --check,
     --status and --print-config do not load the BACnet stack (BAC0 writes ~/.BAC0 at import)."""
-    from .bacnet import BacnetStartError
-    from .store import StoreError
+    from adrgw.bacnet.device import BacnetStartError
+    from adrgw.persist.store import StoreError
 
     return (BacnetStartError, StoreError)
 
@@ -100,7 +100,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.json and not args.status:
         parser.error("--json goes with --status")
-    from . import logsetup
+    from adrgw.ops import logsetup
 
     if args.print_config:
         sys.stdout.write(example_config())
@@ -108,13 +108,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if args.demo_peers:
         logsetup.setup(args.log_level or "INFO")
-        from .peers import run_peers
+        from adrgw.demo.peers import run_peers
 
         return asyncio.run(run_peers())
 
     if args.demo:
         logsetup.setup(args.log_level or "INFO")
-        from .demo import run_demo
+        from adrgw.demo.embedded import run_demo
 
         startup_errors = _startup_errors()
 
@@ -131,24 +131,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(line, file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
-        from .check import report
+        from adrgw.config.check import report
 
         print("\n".join(report(settings)))
         return EXIT_OK
     if args.status:
-        from . import status
+        from adrgw.ops import status
 
         code, text = status.main(settings.state.directory, args.json)
         print(text)
         return code
     if args.probe:
         logsetup.setup(args.log_level or "WARNING")
-        from .probe import run_probe
+        from adrgw.ops.probe import run_probe
 
         return asyncio.run(run_probe(settings))
 
     logsetup.setup(args.log_level or settings.log_level)
-    from .app import Gateway, run_until_signal
+    from adrgw.app import Gateway, run_until_signal
 
     startup_errors = _startup_errors()
 

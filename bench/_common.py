@@ -64,14 +64,14 @@ def udp(*avoid: int) -> int:
     """A free UDP port on 127.0.0.1, other than ``avoid``."""
     import socket
 
-    from adrgw.demo import free_port
+    from adrgw.demo.embedded import free_port
 
     return free_port(socket.SOCK_DGRAM, avoid=avoid)
 
 
 async def start_peers(poll: float = 1.0) -> tuple[Any, Any]:
     """openleadr VTN (polls every ``poll`` s) and the router + meter on network 12345, started."""
-    from adrgw.demo import DemoVtn, SimulatedMeter, free_port
+    from adrgw.demo.embedded import DemoVtn, SimulatedMeter, free_port
 
     vtn = DemoVtn(port=free_port(), poll_freq=poll)
     meter = SimulatedMeter(port=udp())
@@ -83,7 +83,7 @@ async def start_peers(poll: float = 1.0) -> tuple[Any, Any]:
 def gateway_settings(vtn: Any, meter: Any, interval: float = 1.0, timeout: float = 0.5,
                      name: str = "bench-ven") -> Any:
     """Settings for a gateway on a free port of 127.0.0.1, routed to ``meter``, with a fresh state dir."""
-    from adrgw.config import (
+    from adrgw.config.settings import (
         BacnetSettings,
         MeterSettings,
         Route,

@@ -21,13 +21,13 @@ from _common import machine, rss_mb, setup, write_result  # noqa: E402
 
 setup()
 
-from adrgw import logsetup  # noqa: E402
-from adrgw import store as S  # noqa: E402
-from adrgw.config import MeterSettings, VenSettings  # noqa: E402
-from adrgw.demo import DemoVtn, free_port  # noqa: E402
-from adrgw.store import Store  # noqa: E402
-from adrgw.telemetry import Sample, SampleQueue  # noqa: E402
-from adrgw.ven import VtnLink  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
+from adrgw.persist import store as S  # noqa: E402
+from adrgw.config.settings import MeterSettings, VenSettings  # noqa: E402
+from adrgw.demo.embedded import DemoVtn, free_port  # noqa: E402
+from adrgw.persist.store import Store  # noqa: E402
+from adrgw.core.telemetry import Sample, SampleQueue  # noqa: E402
+from adrgw.openadr.ven import VtnLink  # noqa: E402
 
 
 async def drain(samples: int) -> dict[str, float]:

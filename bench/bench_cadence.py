@@ -28,7 +28,7 @@ from _common import (  # noqa: E402
 
 setup()
 
-from adrgw import logsetup  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
 
 

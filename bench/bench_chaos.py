@@ -39,8 +39,8 @@ from _common import ROOT, machine, setup, udp, write_result  # noqa: E402
 
 setup()
 
-from adrgw import logsetup  # noqa: E402
-from adrgw.demo import DemoVtn, SimulatedMeter, free_port  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
+from adrgw.demo.embedded import DemoVtn, SimulatedMeter, free_port  # noqa: E402
 from tests.faultproxy import FaultProxy  # noqa: E402
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")

@@ -45,10 +45,10 @@ from _common import (  # noqa: E402
 
 setup()
 
-from adrgw import logsetup  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
-from adrgw.points import ReadOnlyAnalogValue  # noqa: E402
-from adrgw.schedule import evaluate  # noqa: E402
+from adrgw.bacnet.points import ReadOnlyAnalogValue  # noqa: E402
+from adrgw.core.schedule import evaluate  # noqa: E402
 
 SEED_PERIOD = 5.0  # the original example re-checks the event every 5 s
 

@@ -40,9 +40,9 @@ from _common import (  # noqa: E402
 
 setup()
 
-from adrgw import logsetup  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
-from adrgw.demo import free_port  # noqa: E402
+from adrgw.demo.embedded import free_port  # noqa: E402
 
 
 async def boundary_and_cadence(intervals: int, meter_seconds: float) -> dict[str, object]:

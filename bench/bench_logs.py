@@ -31,7 +31,7 @@ from _common import ROOT, machine, setup, start_peers, udp, write_result  # noqa
 
 setup()
 
-from adrgw import logsetup  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
 
 
 def config_text(vtn_url: str, gateway_port: int, router_port: int, state: str) -> str:

@@ -40,12 +40,12 @@ setup()
 
 import aiohttp  # noqa: E402
 
-from adrgw import logsetup  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
-from adrgw.config import HttpSettings  # noqa: E402
-from adrgw.pages import render_page  # noqa: E402
-from adrgw.chart import render_chart  # noqa: E402
-from adrgw.statusview import ChartCache, gather  # noqa: E402
+from adrgw.config.settings import HttpSettings  # noqa: E402
+from adrgw.ops.pages import render_page  # noqa: E402
+from adrgw.ops.chart import render_chart  # noqa: E402
+from adrgw.ops.statusview import ChartCache, gather  # noqa: E402
 
 FLOOD = r"""
 import sys, threading, http.client, time
@@ -68,7 +68,7 @@ print(count[0], count[1])
 
 def prefill(state_dir: str, interval: float, now: float) -> int:
     """24 h of samples on the cadence, with three meter outages (gaps), into the state store."""
-    from adrgw.store import FILENAME
+    from adrgw.persist.store import FILENAME
 
     outages = [(now - 20 * 3600, now - 19.5 * 3600), (now - 9 * 3600, now - 8.9 * 3600),
                (now - 2 * 3600, now - 1.75 * 3600)]

@@ -29,8 +29,8 @@ def computed_hour() -> dict[str, Any]:
     from openleadr import objects
     from openleadr.messaging import create_message
 
-    from adrgw import reports as R
-    from adrgw.oadr_report import OutInterval, OutReport, update_report
+    from adrgw.openadr import reports as R
+    from adrgw.openadr.oadr_report import OutInterval, OutReport, update_report
 
     t0 = 1_800_000_000.0
     request = R.ReportRequest("rr-1", "TELEMETRY_USAGE_device001", R.USAGE, ("device001_power_real",), 10.0, 60.0)
@@ -69,7 +69,7 @@ async def measured(back: float, seconds: float) -> tuple[int, int, int]:
     """(oadrUpdateReport messages, their bytes, samples) the schema VTN received in ``seconds`` of a
     1 s-sampling gateway asked for reportBackDuration ``back``."""
     from adrgw.app import Gateway
-    from adrgw.demo import SimulatedMeter
+    from adrgw.demo.embedded import SimulatedMeter
     from tests.schema_vtn import SchemaVtn, report_request_xml
 
     vtn = SchemaVtn()
@@ -103,7 +103,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    from adrgw import logsetup
+    from adrgw.ops import logsetup
 
     logsetup.setup("WARNING")
     seconds = 12.0 if args.quick else 120.0

@@ -20,10 +20,10 @@ from _common import figures, machine, setup, show, write_result  # noqa: E402
 
 setup()
 
-from adrgw import logsetup  # noqa: E402
-from adrgw.bacnet import GatewayDevice, MeterReadError, PointRef  # noqa: E402
-from adrgw.config import BacnetSettings, PointSettings, Route  # noqa: E402
-from adrgw.demo import SimulatedMeter, free_port  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
+from adrgw.bacnet.device import GatewayDevice, MeterReadError, PointRef  # noqa: E402
+from adrgw.config.settings import BacnetSettings, PointSettings, Route  # noqa: E402
+from adrgw.demo.embedded import SimulatedMeter, free_port  # noqa: E402
 
 
 async def main() -> None:

@@ -23,7 +23,7 @@ from _common import gateway_settings, machine, rss_mb, setup, start_peers, write
 
 setup()
 
-from adrgw import logsetup  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
 from adrgw.app import Gateway  # noqa: E402
 
 

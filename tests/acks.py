@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from adrgw import store as S
+from adrgw.persist import store as S
 
 REQUEST_ID = "test-usage"
 SPECIFIER = "TELEMETRY_USAGE_test"

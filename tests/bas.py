@@ -57,12 +57,12 @@ class SimulatedBas:
             self.setpoint, self.fan, self.mode])
 
     def slot(self, obj: Any, priority: int) -> Optional[object]:
-        from adrgw.writer import slot_value
+        from adrgw.bacnet.writer import slot_value
 
         return slot_value(obj.priorityArray[priority - 1])
 
     def slots(self, obj: Any) -> list[Optional[object]]:
-        from adrgw.writer import slot_value
+        from adrgw.bacnet.writer import slot_value
 
         return [slot_value(v) for v in obj.priorityArray]
 

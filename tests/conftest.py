@@ -20,9 +20,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Optional  # noqa: E4
 
 import pytest  # noqa: E402
 
-from adrgw import logsetup  # noqa: E402
-from adrgw.config import BacnetSettings, MeterSettings, Route, Settings, StateSettings, VenSettings  # noqa: E402
-from adrgw.demo import DemoVtn, SimulatedMeter, free_port  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
+from adrgw.config.settings import BacnetSettings, MeterSettings, Route, Settings, StateSettings, VenSettings  # noqa: E402
+from adrgw.demo.embedded import DemoVtn, SimulatedMeter, free_port  # noqa: E402
 
 logsetup.setup("INFO")
 

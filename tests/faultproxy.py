@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import aiohttp
 from aiohttp import web
 
-from adrgw.demo import free_port
+from adrgw.demo.embedded import free_port
 
 _TYPE = re.compile(rb"<(?:\w+:)?(oadr[A-Za-z]+)[\s>]")
 

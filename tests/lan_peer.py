@@ -10,8 +10,8 @@ import tempfile
 os.environ["HOME"] = tempfile.mkdtemp(prefix="adrgw-lan-peer-")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from adrgw import logsetup  # noqa: E402
-from adrgw.demo import DemoVtn, SimulatedMeter  # noqa: E402
+from adrgw.ops import logsetup  # noqa: E402
+from adrgw.demo.embedded import DemoVtn, SimulatedMeter  # noqa: E402
 
 
 async def main(host: str, prefix: int) -> None:

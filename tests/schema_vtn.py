@@ -438,7 +438,7 @@ class SchemaVtn:
     def __init__(self, host: str = "127.0.0.1", port: Optional[int] = None, vtn_id: str = "SCHEMA-VTN",
                  poll_freq: timedelta = timedelta(seconds=1), ven_id: str = "schema-ven-1",
                  registration_id: str = "schema-reg-1") -> None:
-        from adrgw.demo import free_port
+        from adrgw.demo.embedded import free_port
 
         self.host = host
         self.port = port or free_port()

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw import inifile
-from adrgw.check import address_on_host, state_directory_problem
-from adrgw.config import load
+from adrgw.config import inifile
+from adrgw.config.check import address_on_host, state_directory_problem
+from adrgw.config.settings import load
 
 from .test_config import problems
 

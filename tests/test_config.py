@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw.config import ConfigError, load, measurement_unit, parse_routes
+from adrgw.config.settings import ConfigError, load, measurement_unit, parse_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = """

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adrgw.config import DEFAULT_HTTP_LISTEN, load, parse_http_listen
+from adrgw.config.settings import DEFAULT_HTTP_LISTEN, load, parse_http_listen
 from tests.test_config import MINIMAL, problems, run_cli, write
 
 

@@ -23,10 +23,12 @@ import pytest
 from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.primitivedata import ObjectType
 
-from adrgw import conformance, devmgmt
-from adrgw.config import WriteTarget
-from adrgw.demo import free_port
-from adrgw.ratelimit import RateLimitedLog
+from adrgw.bacnet import conformance
+
+from adrgw.bacnet import devmgmt
+from adrgw.config.settings import WriteTarget
+from adrgw.demo.embedded import free_port
+from adrgw.core.ratelimit import RateLimitedLog
 
 from .bas import SimulatedBas
 from .conftest import gateway_settings, wait_for

@@ -15,9 +15,9 @@ from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
 
-from adrgw.demo import DemoVtn, free_port
-from adrgw.store import Store
-from adrgw.telemetry import Sample, SampleQueue
+from adrgw.demo.embedded import DemoVtn, free_port
+from adrgw.persist.store import Store
+from adrgw.core.telemetry import Sample, SampleQueue
 
 from .acks import acknowledge, start_usage_request
 from .conftest import gateway_settings, wait_for
@@ -240,8 +240,8 @@ async def test_kill_9_with_undelivered_samples_then_restart_delivers_them(meter,
 async def test_report_points_are_read_together_and_reported_per_resource(vtn, start_gateway, tmp_path) -> None:
     from dataclasses import replace
 
-    from adrgw.config import ReportPoint
-    from adrgw.demo import SimulatedMeter
+    from adrgw.config.settings import ReportPoint
+    from adrgw.demo.embedded import SimulatedMeter
 
     meter = SimulatedMeter(port=free_port(socket.SOCK_DGRAM), extra_points=3)
     await meter.start()

@@ -27,9 +27,9 @@ from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
 from lxml import etree
 
-from adrgw.config import VenSettings
-from adrgw.demo import DemoVtn, free_port
-from adrgw.signals import SignalPoint
+from adrgw.config.settings import VenSettings
+from adrgw.demo.embedded import DemoVtn, free_port
+from adrgw.core.signals import SignalPoint
 
 from .conftest import gateway_settings, wait_for
 from .schema_vtn import NS, SchemaVtn, Signal, event_xml, validate
@@ -460,7 +460,7 @@ async def test_an_answer_about_another_opt_is_not_taken_as_this_ones(start_gatew
 async def test_a_restart_carries_the_stored_registration_and_a_refusal_registers_anew(start_gateway, tmp_path) -> None:
     """The registrationID of the last run goes out again; a VTN that does not know it refuses, and the
     next attempt registers without it."""
-    from adrgw.store import Store
+    from adrgw.persist.store import Store
 
     class ForgetfulVtn(SchemaVtn):
         def handle_oadrCreatePartyRegistration(self, r: Any) -> Optional[str]:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adrgw.health import MIN_QUEUE_AGE, HealthFacts, verdict
+from adrgw.core.health import MIN_QUEUE_AGE, HealthFacts, verdict
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 POLL = timedelta(seconds=10)

@@ -23,8 +23,8 @@ from bacpypes3.primitivedata import ObjectIdentifier
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw.demo import free_port
-from adrgw.schedule import Event, event_from_oadr
+from adrgw.demo.embedded import free_port
+from adrgw.core.schedule import Event, event_from_oadr
 
 from .conftest import gateway_settings, wait_for
 from .test_interop import PROBE, interop_python

@@ -14,7 +14,7 @@ from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
 
-from adrgw.demo import DemoVtn, free_port
+from adrgw.demo.embedded import DemoVtn, free_port
 
 from .conftest import gateway_settings, wait_for
 

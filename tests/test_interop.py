@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adrgw.demo import free_port
+from adrgw.demo.embedded import free_port
 
 from .conftest import gateway_settings, wait_for
 

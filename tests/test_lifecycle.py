@@ -17,9 +17,9 @@ from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
 
-from adrgw import points as P
+from adrgw.bacnet import points as P
 from adrgw.app import Gateway
-from adrgw.demo import DemoVtn, free_port
+from adrgw.demo.embedded import DemoVtn, free_port
 
 from .conftest import gateway_settings, wait_for
 from .test_interop import ROOT, interop_python

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw.demo import free_port
-from adrgw.lograte import BacklogNotice, DeliverySummary
+from adrgw.demo.embedded import free_port
+from adrgw.core.lograte import BacklogNotice, DeliverySummary
 
 from .conftest import wait_for
 from .test_process import config_text, spawn
@@ -66,7 +66,7 @@ async def test_one_info_line_per_meter_cycle_and_countdowns_at_debug(vtn, meter,
 @pytest.mark.timeout(240)
 async def test_silent_meter_for_60_s_leaves_no_traceback_in_the_log(vtn, meter, tmp_path) -> None:
     """bacpypes3 0.0.110 sets an exception on the already-cancelled future of a timed-out read in a
-    task nobody awaits; without adrgw.bacpypes3_futures this printed 'Task exception was never
+    task nobody awaits; without adrgw.bacnet.bacpypes3_futures this printed 'Task exception was never
     retrieved ... InvalidStateError' (16 lines) every few reads."""
     meter.online = False
     (tmp_path / "config.ini").write_text(config_text(vtn.url, free_port(socket.SOCK_DGRAM), meter.port))
@@ -143,9 +143,9 @@ async def test_backlog_line_while_the_vtn_is_away_and_the_count_at_stop(meter, t
     import functools
     import logging
 
-    from adrgw import snapshot
+    from adrgw.ops import snapshot
     from adrgw.app import Gateway
-    from adrgw.demo import DemoVtn
+    from adrgw.demo.embedded import DemoVtn
 
     from .conftest import gateway_settings
 
@@ -167,14 +167,14 @@ async def test_backlog_line_while_the_vtn_is_away_and_the_count_at_stop(meter, t
 
 
 async def test_late_answer_for_an_abandoned_request_is_dropped_without_a_traceback(caplog) -> None:
-    """Pins the second site of the bacpypes3 0.0.110 bug (adrgw.bacpypes3_futures): an answer that
+    """Pins the second site of the bacpypes3 0.0.110 bug (adrgw.bacnet.bacpypes3_futures): an answer that
     arrives after the request's future was cancelled (our bounded read gave up) made
     Application.confirmation raise InvalidStateError up the receive chain, logged with a traceback."""
     from bacpypes3.apdu import SimpleAckPDU
     from bacpypes3.app import Application
     from bacpypes3.pdu import Address
 
-    from adrgw import bacpypes3_futures
+    from adrgw.bacnet import bacpypes3_futures
 
     bacpypes3_futures.install()
     source = Address("127.0.0.1:47999")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from adrgw.demo import DemoVtn, free_port
-from adrgw.sdnotify import Notifier
+from adrgw.demo.embedded import DemoVtn, free_port
+from adrgw.ops.sdnotify import Notifier
 
 from .conftest import gateway_settings, wait_for
 from .test_process import config_text, spawn
@@ -185,7 +185,7 @@ async def test_repeated_meter_failures_are_rate_limited(vtn, meter, start_gatewa
 
 
 def test_journald_lines_carry_no_timestamp(monkeypatch) -> None:
-    from adrgw import logsetup
+    from adrgw.ops import logsetup
 
     monkeypatch.setenv("JOURNAL_STREAM", "8:1234")
     logsetup.setup("INFO")

@@ -8,8 +8,8 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw.opt import OptService
-from adrgw.store import Store
+from adrgw.openadr.opt import OptService
+from adrgw.persist.store import Store
 
 events = st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 3)), max_size=4)
 steps = st.lists(st.one_of(st.tuples(st.just("out"), events), st.tuples(st.just("in"), st.just([]))), max_size=12)
@@ -62,7 +62,7 @@ async def test_queue_and_opts_in_force_survive_a_restart(tmp_path) -> None:
 
 
 async def test_past_the_bound_the_oldest_message_is_dropped_and_counted(monkeypatch, caplog) -> None:
-    import adrgw.opt as opt
+    import adrgw.openadr.opt as opt
 
     monkeypatch.setattr(opt, "MAX_QUEUE", 3)
     service = OptService(client=None, registered=asyncio.Event(), store=None, retry_max=1)  # type: ignore[arg-type]

@@ -13,15 +13,15 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw.chart import GAP_INTERVALS, ChartData, downsample, render_chart, runs
-from adrgw.health import Health
-from adrgw.history import EventHistory, MeterHistory, RETENTION
-from adrgw.pages import render_page
-from adrgw.schedule import Event, Interval
-from adrgw.statusview import PageView, WriteRow
-from adrgw.store import Store
-from adrgw.telemetry import Sample
-from adrgw.timeline import EventRecord, render_event_table, render_timeline
+from adrgw.ops.chart import GAP_INTERVALS, ChartData, downsample, render_chart, runs
+from adrgw.core.health import Health
+from adrgw.persist.history import EventHistory, MeterHistory, RETENTION
+from adrgw.ops.pages import render_page
+from adrgw.core.schedule import Event, Interval
+from adrgw.ops.statusview import PageView, WriteRow
+from adrgw.persist.store import Store
+from adrgw.core.telemetry import Sample
+from adrgw.ops.timeline import EventRecord, render_event_table, render_timeline
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 T1 = NOW.timestamp()

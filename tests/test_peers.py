@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from adrgw.config import load
-from adrgw.peers import PEER_BAS_PORT, PEER_GATEWAY_PORT, PEER_ROUTER_PORT, PEER_VTN_PORT, rehearsal_config
+from adrgw.config.settings import load
+from adrgw.demo.peers import PEER_BAS_PORT, PEER_GATEWAY_PORT, PEER_ROUTER_PORT, PEER_VTN_PORT, rehearsal_config
 
 from .conftest import wait_for
 from .test_process import Proc, spawn

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adrgw.demo import free_port
+from adrgw.demo.embedded import free_port
 
 from .conftest import wait_for
 

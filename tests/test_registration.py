@@ -9,8 +9,8 @@ from functools import partial
 
 from openleadr.messaging import TEMPLATES, create_message
 
-from adrgw import oadr_fixes
-from adrgw.demo import DemoVtn, free_port
+from adrgw.openadr import oadr_fixes
+from adrgw.demo.embedded import DemoVtn, free_port
 
 from .schema_vtn import validate
 

@@ -13,8 +13,8 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from adrgw import oadr_report
-from adrgw.demo import SimulatedMeter
+from adrgw.openadr import oadr_report
+from adrgw.demo.embedded import SimulatedMeter
 
 from .conftest import gateway_settings, udp_port
 from .schema_vtn import ParsedReport, SchemaVtn, payload, report_request_xml, validate
@@ -308,7 +308,7 @@ async def test_disk_refusing_the_cursor_commit_is_logged_retried_and_sends_nothi
     The fault is injected into the real store (sqlite's own error for a full disk)."""
     import sqlite3
 
-    from adrgw import store as S
+    from adrgw.persist import store as S
 
     vtn = schema_vtn
     gateway = await started(vtn, clock_meter, start_gateway, tmp_path)
@@ -338,7 +338,7 @@ async def test_disk_refusing_the_cursor_commit_is_logged_retried_and_sends_nothi
 async def test_openleadr_vtn_granularity_coarser_than_the_meter(meter, start_gateway, tmp_path) -> None:
     """openleadr's VTN asks for granularity = reportBackDuration = its sampling: at 2 s with a 1 s
     meter, one interval every 2 s (the sample at each even second), not every sample."""
-    from adrgw.demo import DemoVtn, free_port
+    from adrgw.demo.embedded import DemoVtn, free_port
 
     meter.value_fn = clock_value
     vtn = DemoVtn(port=free_port(), poll_freq=1.0, sampling=2.0)

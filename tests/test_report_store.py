@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from adrgw import store as S
-from adrgw.store import Store
-from adrgw.telemetry import Sample, SampleQueue
+from adrgw.persist import store as S
+from adrgw.persist.store import Store
+from adrgw.core.telemetry import Sample, SampleQueue
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 t0 = T0.timestamp()

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw import reports as R
+from adrgw.openadr import reports as R
 
 OFFERED = [R.OfferedReport("TU", R.USAGE, {"m": "", "p1": "p1"}),
            R.OfferedReport("HU", R.HISTORY, {"m": "", "p1": "p1"}),
@@ -237,7 +237,7 @@ def test_request_table_invariants(ops) -> None:
 def test_report_durations_keep_fractions_and_zero(ms: int) -> None:
     """Our oadrUpdateReport renders durations itself: openleadr's formatter drops fractions of a
     second and renders zero as an invalid 'P'."""
-    from adrgw.oadr_report import duration_text
+    from adrgw.openadr.oadr_report import duration_text
 
     from .schema_vtn import parse_duration
 

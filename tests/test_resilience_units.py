@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adrgw.clockwatch import ClockWatch, clock_step
-from adrgw.gatewaystatus import METER_FAILING, OK, STATES, STORAGE_FAILING, VTN_UNREACHABLE, gateway_status
-from adrgw.health import METER_FAILING_READS
-from adrgw.ratelog import Summary
-from adrgw.store import RESERVE_NAME, Store
-from adrgw.supervise import TaskHealth, restart_delay, supervised
-from adrgw.telemetry import Sample, SampleQueue, next_tick, plan
+from adrgw.core.clockwatch import ClockWatch, clock_step
+from adrgw.core.gatewaystatus import METER_FAILING, OK, STATES, STORAGE_FAILING, VTN_UNREACHABLE, gateway_status
+from adrgw.core.health import METER_FAILING_READS
+from adrgw.core.ratelog import Summary
+from adrgw.persist.store import RESERVE_NAME, Store
+from adrgw.core.supervise import TaskHealth, restart_delay, supervised
+from adrgw.core.telemetry import Sample, SampleQueue, next_tick, plan
 
 from .acks import acknowledge, start_usage_request
 
@@ -126,7 +126,7 @@ def test_restart_delay_is_capped_exponential_with_jitter(crashes) -> None:
 
 
 async def test_a_crashing_task_is_logged_restarted_and_marked_dead_meanwhile(caplog, monkeypatch) -> None:
-    import adrgw.supervise as sup
+    import adrgw.core.supervise as sup
 
     monkeypatch.setattr(sup, "RESTART_INITIAL", 0.05)
     runs: list[int] = []
@@ -268,7 +268,7 @@ def test_summary_always_logs_a_new_kind_of_failure() -> None:
 async def test_watchdog_is_not_fed_while_a_supervised_task_is_dead(tmp_path) -> None:
     import socket
 
-    from adrgw.sdnotify import Notifier
+    from adrgw.ops.sdnotify import Notifier
 
     path = str(tmp_path / "notify")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from adrgw.schedule import Event, Interval, active, evaluate, event_from_oadr, merge, next_boundary
+from adrgw.core.schedule import Event, Interval, active, evaluate, event_from_oadr, merge, next_boundary
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -198,7 +198,7 @@ def test_level_is_zero_or_a_payload_of_an_active_uncancelled_event(events, offse
 
 # -- lifecycle: status, countdowns, randomization, test events, opt-out, persistence --------------------
 
-from adrgw.schedule import (ACTIVE, CANCELLED, COMPLETED, FAR, NEAR, NONE, event_from_dict,  # noqa: E402
+from adrgw.core.schedule import (ACTIVE, CANCELLED, COMPLETED, FAR, NEAR, NONE, event_from_dict,  # noqa: E402
                             event_to_dict, with_offset)
 from dataclasses import replace as _replace  # noqa: E402
 

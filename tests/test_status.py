@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from adrgw.demo import free_port
-from adrgw.status import main as status_main
+from adrgw.demo.embedded import free_port
+from adrgw.ops.status import main as status_main
 
 from .conftest import wait_for
 from .test_process import config_text, spawn

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw.config import load
-from adrgw.schedule import Event, evaluate, event_from_dict, event_from_oadr, event_to_dict, with_offset
-from adrgw.signals import SignalPoint, value_at
-from adrgw.targeting import IDENTITY_KINDS, Identity, is_targeted, target_values
+from adrgw.config.settings import load
+from adrgw.core.schedule import Event, evaluate, event_from_dict, event_from_oadr, event_to_dict, with_offset
+from adrgw.core.signals import SignalPoint, value_at
+from adrgw.core.targeting import IDENTITY_KINDS, Identity, is_targeted, target_values
 
 from .test_config import problems as config_problems
 
@@ -293,7 +293,7 @@ junk = st.recursive(st.one_of(st.none(), st.integers(), st.text(max_size=5), st.
 @settings(max_examples=150, deadline=None)
 @given(targets=junk, mod=junk, twice=st.booleans())
 def test_controller_answers_every_event_whatever_its_target_and_never_raises(targets, mod, twice) -> None:
-    from adrgw.events import EventController
+    from adrgw.core.events import EventController
 
     async def run() -> None:
         device = PointValues()

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from adrgw.demo import DemoVtn, free_port
+from adrgw.demo.embedded import DemoVtn, free_port
 
 from .conftest import gateway_settings, wait_for
 from .pki import fingerprint, issue, make_ca
@@ -86,7 +86,7 @@ async def test_expired_vtn_certificate_is_refused(meter, start_gateway, tmp_path
 def test_check_finds_certificate_and_key_problems(tmp_path) -> None:
     import os
 
-    from adrgw.config import ConfigError, load
+    from adrgw.config.settings import ConfigError, load
 
     ca = make_ca(tmp_path)
     ven = issue(tmp_path, ca, "ven")

@@ -30,8 +30,8 @@ from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
 from prometheus_client.parser import text_string_to_metric_families
 
-from adrgw import web
-from adrgw.config import HttpSettings, Settings, WriteTarget
+from adrgw.ops import web
+from adrgw.config.settings import HttpSettings, Settings, WriteTarget
 
 from .conftest import gateway_settings, udp_port, wait_for
 
@@ -245,7 +245,7 @@ async def test_a_broken_state_store_degrades_health_and_the_page_still_answers(v
 async def test_no_key_or_certificate_is_ever_served(meter, start_gateway, tmp_path) -> None:
     """A gateway with a TLS client certificate, private key, CA and pinned fingerprint (real TLS VTN):
     none of those files' contents, nor their paths, appear on any page."""
-    from adrgw.demo import DemoVtn, free_port
+    from adrgw.demo.embedded import DemoVtn, free_port
 
     from .pki import fingerprint
     from .test_tls import build, tls_settings

@@ -17,8 +17,8 @@ from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier, Real
 
-from adrgw.config import WriteTarget
-from adrgw.demo import free_port
+from adrgw.config.settings import WriteTarget
+from adrgw.demo.embedded import free_port
 
 from .bas import SimulatedBas
 from .conftest import gateway_settings, wait_for

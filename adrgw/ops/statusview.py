@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import metrics as M
-from .chart import ChartData, render_chart
-from .health import Health, HealthFacts, verdict
-from .history import EventHistory, MeterHistory, oldest_queued
-from .schedule import evaluate
-from .timeline import HISTORY, EventRecord
+from adrgw.ops import metrics as M
+from adrgw.ops.chart import ChartData, render_chart
+from adrgw.core.health import Health, HealthFacts, verdict
+from adrgw.persist.history import EventHistory, MeterHistory, oldest_queued
+from adrgw.core.schedule import evaluate
+from adrgw.ops.timeline import HISTORY, EventRecord
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from adrgw.app import Gateway
 
 
 @dataclass(frozen=True)

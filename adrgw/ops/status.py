@@ -17,10 +17,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from . import snapshot
-from .health import Health, HealthFacts, verdict
-from .schedule import event_from_dict
-from .store import FILENAME, OWED_FROM_SQL
+from adrgw.ops import snapshot
+from adrgw.core.health import Health, HealthFacts, verdict
+from adrgw.core.schedule import event_from_dict
+from adrgw.persist.store import FILENAME, OWED_FROM_SQL
 
 EXIT_HEALTHY = 0
 EXIT_DEGRADED = 1

@@ -19,8 +19,8 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from .config import WriteTarget
-from .ven import Backoff
+from adrgw.config.settings import WriteTarget
+from adrgw.openadr.ven import Backoff
 
 log = logging.getLogger("adrgw.writer")
 
@@ -173,7 +173,7 @@ class TargetWriter:
         # (the failures themselves are logged as warnings, rate-limited, in run()).
         log.log(logging.DEBUG if self.failures else logging.INFO, "write %s: %s %s %d %s @%d %s", self.target.name,
                 address, object_type, instance, prop, priority, what)
-        from .bacnet import bounded
+        from adrgw.bacnet.device import bounded
 
         result = await bounded(app.write_property(addr, oid, PropertyIdentifier(prop), _encode(kind, wanted), None,
                                                   priority), WRITE_TIMEOUT, WriteError)

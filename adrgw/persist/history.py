@@ -16,10 +16,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Optional
 
-from .schedule import CANCELLED, COMPLETED, Event, event_from_dict, event_to_dict
-from .store import OWED_FROM_SQL
-from .telemetry import Sample
-from .timeline import EventRecord
+from adrgw.core.schedule import CANCELLED, COMPLETED, Event, event_from_dict, event_to_dict
+from adrgw.persist.store import OWED_FROM_SQL
+from adrgw.core.telemetry import Sample
+from adrgw.ops.timeline import EventRecord
 
 log = logging.getLogger("adrgw.history")
 

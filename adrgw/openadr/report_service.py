@@ -25,14 +25,14 @@ from typing import Any, Awaitable, Callable, Optional
 
 from openleadr import enums, objects, utils
 
-from . import reports as R
-from . import store as S
-from .store import StoreFault
-from .config import MeterSettings, ReportPoint
-from .lograte import DeliverySummary
-from .oadr_report import OutInterval, OutReport, ResourceStatus, update_report
-from .payloads import response_code as _response_code
-from .telemetry import SampleQueue
+from adrgw.openadr import reports as R
+from adrgw.persist import store as S
+from adrgw.persist.store import StoreFault
+from adrgw.config.settings import MeterSettings, ReportPoint
+from adrgw.core.lograte import DeliverySummary
+from adrgw.openadr.oadr_report import OutInterval, OutReport, ResourceStatus, update_report
+from adrgw.openadr.payloads import response_code as _response_code
+from adrgw.core.telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.reports")
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
-from .store import OWED_FROM_SQL
+from adrgw.persist.store import OWED_FROM_SQL
 
 if TYPE_CHECKING:
-    from .store import Store
+    from adrgw.persist.store import Store
 
 log = logging.getLogger("adrgw.telemetry")
 
@@ -87,7 +87,7 @@ class SampleQueue:
 
         if not rows:
             return 0
-        from .store import StoreFault
+        from adrgw.persist.store import StoreFault
 
         try:
             inserted, self._count, dropped = await self._store.call(_put)
@@ -294,7 +294,7 @@ class Sampler:
         return meter
 
     async def _store_extra(self, stamp: datetime, values: dict[str, Any]) -> None:
-        from .bacnet import MeterReadError
+        from adrgw.bacnet.device import MeterReadError
 
         items: list[tuple[str, Sample]] = []
         if self._wall() - stamp.timestamp() > self._late_limit:
@@ -320,7 +320,7 @@ class Sampler:
             log.error("could not store %d report point sample(s) for %s (%s)", len(items), stamp.isoformat(), exc)
 
     async def _sample_meter(self, stamp: datetime) -> Optional[Sample]:
-        from .bacnet import MeterReadError
+        from adrgw.bacnet.device import MeterReadError
 
         try:
             raw = await self._read()

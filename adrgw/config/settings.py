@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 from openleadr import enums as oadr_enums
 
-from . import inifile
+from adrgw.config import inifile
 
 # BACnet limits, ASHRAE 135 clause 12.11 (device instance) and 6.2.2 (network numbers).
 MAX_DEVICE_INSTANCE = 4194302
@@ -782,8 +782,8 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
 def _signal_points(parser: configparser.ConfigParser, name: str, problems: list[str],
                    points: dict[str, Any]) -> tuple[Any, ...]:
     """The [signal.NAME] sections (adrgw/signals.py), checked against the built-in points."""
-    from . import points as P
-    from .signals import parse_sections
+    from adrgw.bacnet import points as P
+    from adrgw.core.signals import parse_sections
 
     level_name = points.get("event_level") or "ADR-Event-Level"
     specs = P.point_specs(level_name)

@@ -19,10 +19,10 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .schedule import STATUS_STATES, evaluate
+from adrgw.core.schedule import STATUS_STATES, evaluate
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from adrgw.app import Gateway
 
 log = logging.getLogger("adrgw.metrics")
 

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from html import escape
 from typing import Optional, Sequence
 
-from .chart import tick_step, time_label
-from .schedule import Event
+from adrgw.ops.chart import tick_step, time_label
+from adrgw.core.schedule import Event
 
 HISTORY = timedelta(hours=24)  # how far back the timeline looks
 MIN_AHEAD = timedelta(hours=2)  # the future shown at least; more when events are scheduled later

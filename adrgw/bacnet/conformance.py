@@ -85,9 +85,9 @@ from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Boolean, Date, Integer, Time, Unsigned
 
-from . import __version__
-from . import devmgmt
-from .ratelimit import RateLimitedLog
+from adrgw import __version__
+from adrgw.bacnet import devmgmt
+from adrgw.core.ratelimit import RateLimitedLog
 
 log = logging.getLogger("adrgw.bacnet")
 

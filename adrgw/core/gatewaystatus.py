@@ -17,7 +17,7 @@ storage-failing``); the severity order is separate from the numbering.
 
 from __future__ import annotations
 
-from .health import METER_FAILING_READS
+from adrgw.core.health import METER_FAILING_READS
 
 STATES = ("ok", "vtn-unreachable", "meter-failing", "storage-failing")
 OK, VTN_UNREACHABLE, METER_FAILING, STORAGE_FAILING = 1, 2, 3, 4

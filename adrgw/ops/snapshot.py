@@ -20,11 +20,11 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
-from . import __version__
-from .lograte import BacklogNotice
+from adrgw import __version__
+from adrgw.core.lograte import BacklogNotice
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from adrgw.app import Gateway
 
 log = logging.getLogger("adrgw")
 

@@ -32,9 +32,9 @@ from bacpypes3.errors import ExecutionError
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier, Real
 
-from . import conformance
-from . import points as P
-from .config import BacnetSettings, PointSettings, Route
+from adrgw.bacnet import conformance
+from adrgw.bacnet import points as P
+from adrgw.config.settings import BacnetSettings, PointSettings, Route
 
 log = logging.getLogger("adrgw.bacnet")
 T = TypeVar("T")
@@ -185,7 +185,7 @@ class GatewayDevice:
         """Open the UDP port, create the points, load static routes, announce with I-Am."""
         import BAC0
 
-        from . import bacpypes3_futures
+        from adrgw.bacnet import bacpypes3_futures
 
         bacpypes3_futures.install()  # bacpypes3 bug: unretrieved InvalidStateError after bounded reads
         from BAC0.core.io.IOExceptions import InitializationError

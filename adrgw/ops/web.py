@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 from aiohttp import web
 from aiohttp.web_server import Server
 
-from .history import EventHistory, MeterHistory
-from .metrics import Metrics, ScrapeFacts
-from .pages import render_page
-from .statusview import ChartCache, gather, gather_health
+from adrgw.persist.history import EventHistory, MeterHistory
+from adrgw.ops.metrics import Metrics, ScrapeFacts
+from adrgw.ops.pages import render_page
+from adrgw.ops.statusview import ChartCache, gather, gather_health
 
 if TYPE_CHECKING:
-    from .app import Gateway
+    from adrgw.app import Gateway
 
 log = logging.getLogger("adrgw.web")
 

@@ -27,7 +27,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .demo import DemoVtn, SimulatedMeter, udp_port_free
+from adrgw.demo.embedded import DemoVtn, SimulatedMeter, udp_port_free
 
 log = logging.getLogger("adrgw.peers")
 

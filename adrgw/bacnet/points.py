@@ -22,8 +22,8 @@ from bacpypes3.object import AnalogValueObject as _AnalogValueObject
 from bacpypes3.object import BinaryValueObject as _BinaryValueObject
 from bacpypes3.object import MultiStateValueObject as _MultiStateValueObject
 
-from .ratelimit import RateLimitedLog
-from .gatewaystatus import STATES as GATEWAY_STATES
+from adrgw.core.ratelimit import RateLimitedLog
+from adrgw.core.gatewaystatus import STATES as GATEWAY_STATES
 
 log = logging.getLogger("adrgw.points")
 

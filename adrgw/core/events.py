@@ -15,10 +15,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional, Protocol
 
-from . import points as P
-from .signals import SignalPoint, value_at
-from .targeting import TARGET_MISMATCH, Identity, describe, is_targeted, target_values
-from .schedule import (ACTIVE, CANCELLED, COMPLETED, FAR, NEAR, STATUS_STATES, Event, evaluate,
+from adrgw.bacnet import points as P
+from adrgw.core.signals import SignalPoint, value_at
+from adrgw.core.targeting import TARGET_MISMATCH, Identity, describe, is_targeted, target_values
+from adrgw.core.schedule import (ACTIVE, CANCELLED, COMPLETED, FAR, NEAR, STATUS_STATES, Event, evaluate,
                        event_from_dict, event_from_oadr, event_to_dict, merge, with_offset)
 
 log = logging.getLogger("adrgw.events")

@@ -30,13 +30,13 @@ import aiohttp
 from openleadr import OpenADRClient, errors, utils
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 
-from .config import MeterSettings, VenSettings
-from .oadr_fixes import create_party_registration
-from .report_service import ReportService, Transport
-from .ratelog import Summary
-from .supervise import TaskHealth, supervised
-from .payloads import response_code as _response_code
-from .telemetry import SampleQueue
+from adrgw.config.settings import MeterSettings, VenSettings
+from adrgw.openadr.oadr_fixes import create_party_registration
+from adrgw.openadr.report_service import ReportService, Transport
+from adrgw.core.ratelog import Summary
+from adrgw.core.supervise import TaskHealth, supervised
+from adrgw.openadr.payloads import response_code as _response_code
+from adrgw.core.telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.ven")
 
@@ -247,7 +247,7 @@ class VtnLink:
         self.client = GatewayClient(settings)
         self.registered = asyncio.Event()
         # The building's opt changes (ADR-Opt-Out): EiOpt and re-sent oadrCreatedEvent answers.
-        from .opt import OptService  # opt.py builds on this module's transport
+        from adrgw.openadr.opt import OptService  # opt.py builds on this module's transport
         self.opts = OptService(self.client, self.registered, store, settings.retry_max)
         self.poll_period = timedelta(seconds=10)
         self._reregister = asyncio.Event()

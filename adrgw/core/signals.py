@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Optional
 
-from .schedule import SIMPLE, Event, Interval, _rank, eligible
+from adrgw.core.schedule import SIMPLE, Event, Interval, _rank, eligible
 
 # analogValue instances of [signal.NAME] points without an explicit ``instance``: 100, 101, ...
 # in the order of the sections in the file (far from the built-in points 1..4).
@@ -193,7 +193,7 @@ def parse_sections(parser: configparser.ConfigParser, name: str, problems: list[
 
 def point_specs(points: Iterable[SignalPoint]) -> list[Any]:
     """The BACnet objects of the [signal.NAME] points (read-only analogValues with COV)."""
-    from .points import PointSpec
+    from adrgw.bacnet.points import PointSpec
 
     return [PointSpec("analog", p.instance, p.object_name,
                       f"OpenADR {p.signal_name}{' (' + p.signal_type + ')' if p.signal_type else ''} signal of "

@@ -14,7 +14,7 @@ import os
 import socket
 from pathlib import Path
 
-from .config import Settings, summary
+from adrgw.config.settings import Settings, summary
 
 
 def target_lines(settings: Settings) -> list[str]:

@@ -419,8 +419,8 @@ class DemoVtn:
 
 async def run_demo(log_level: str = "INFO") -> int:
     """VTN + router/meter + gateway in one process on loopback; events repeat every 2 minutes."""
-    from .app import Gateway, run_until_signal
-    from .config import BacnetSettings, HttpSettings, MeterSettings, Route, Settings, StateSettings, VenSettings
+    from adrgw.app import Gateway, run_until_signal
+    from adrgw.config.settings import BacnetSettings, HttpSettings, MeterSettings, Route, Settings, StateSettings, VenSettings
 
     if log_level != "DEBUG":
         # The in-process VTN's own openleadr warnings (e.g. "current_value ... will be corrected" for

@@ -27,8 +27,8 @@ from typing import Any, Optional, Protocol
 
 from openleadr import utils
 
-from .payloads import response_code as _response_code
-from .ven import RETRY_INITIAL, Backoff, VtnError, VtnProtocolError
+from adrgw.openadr.payloads import response_code as _response_code
+from adrgw.openadr.ven import RETRY_INITIAL, Backoff, VtnError, VtnProtocolError
 
 log = logging.getLogger("adrgw.opt")
 

@@ -13,9 +13,9 @@ import socket
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from .bacnet import BacnetStartError, GatewayDevice, MeterReadError, PointRef
-from .config import Settings
-from .ven import GatewayClient, VtnHttpError, VtnProtocolError, VtnUnreachable
+from adrgw.bacnet.device import BacnetStartError, GatewayDevice, MeterReadError, PointRef
+from adrgw.config.settings import Settings
+from adrgw.openadr.ven import GatewayClient, VtnHttpError, VtnProtocolError, VtnUnreachable
 
 log = logging.getLogger("adrgw.probe")
 
@@ -85,7 +85,7 @@ async def _target_check(device: GatewayDevice, target: Any, timeout: float) -> C
     from bacpypes3.pdu import Address
     from bacpypes3.primitivedata import ObjectIdentifier
 
-    from .writer import slot_value
+    from adrgw.bacnet.writer import slot_value
 
     name = f"write {target.name}"
     oid = ObjectIdentifier(f"{target.object_type},{target.instance}")

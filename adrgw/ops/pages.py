@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Optional
 
-from .chart import render_chart
-from .statusview import PageView
-from .timeline import render_event_table, render_timeline
+from adrgw.ops.chart import render_chart
+from adrgw.ops.statusview import PageView
+from adrgw.ops.timeline import render_event_table, render_timeline
 
 REFRESH_SECONDS = 10
 

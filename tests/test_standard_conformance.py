@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adrgw import conformance, devmgmt
-from adrgw.demo import free_port
+from adrgw.bacnet import conformance, devmgmt
+from adrgw.demo.embedded import free_port
 
 from .conftest import gateway_settings, wait_for
 from .test_conformance import device_ready

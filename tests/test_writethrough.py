@@ -88,7 +88,7 @@ def test_command_and_confirmation_show_a_value_the_same_way() -> None:
     from bacpypes3.basetypes import BinaryPV
     from bacpypes3.primitivedata import Enumerated, Unsigned
 
-    from adrgw.writer import shown
+    from adrgw.bacnet.writer import shown
 
     assert shown("binary", "inactive") == shown("binary", Enumerated(0)) == shown("binary", BinaryPV(0)) == "inactive"
     assert shown("binary", "active") == shown("binary", Enumerated(1)) == "active"

@@ -12,6 +12,7 @@ import signal
 from typing import Any, Callable, Optional
 
 from adrgw.bacnet import points as P
+from adrgw.bacnet.points import signal_point_specs
 from adrgw.ops import snapshot
 from adrgw.bacnet.device import GatewayDevice, PointRef
 from adrgw.core.clockwatch import ClockWatch
@@ -20,7 +21,6 @@ from adrgw.core.events import EventController, utc_now
 from adrgw.persist.history import EventHistory, MeterHistory
 from adrgw.ops.metrics import Metrics
 from adrgw.ops.web import StatusServer, WebStartError
-from adrgw.core.signals import point_specs as signal_point_specs
 from adrgw.core.targeting import Identity
 from adrgw.openadr.report_service import ReportService
 from adrgw.core.gatewaystatus import gateway_status

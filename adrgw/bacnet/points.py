@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Iterable, Optional, Union
 
 from bacpypes3.basetypes import BinaryPV, PropertyIdentifier
 from bacpypes3.errors import ExecutionError
@@ -24,6 +24,7 @@ from bacpypes3.object import MultiStateValueObject as _MultiStateValueObject
 
 from adrgw.core.ratelimit import RateLimitedLog
 from adrgw.core.gatewaystatus import STATES as GATEWAY_STATES
+from adrgw.core.signals import SignalPoint
 
 log = logging.getLogger("adrgw.points")
 
@@ -163,3 +164,11 @@ def make_point(spec: PointSpec, units: Optional[str] = None) -> Any:
     cls = OptOutBinaryValue if spec.kind == "optout" else ReadOnlyBinaryValue
     return cls(objectIdentifier=("binary-value", spec.instance), presentValue="inactive",
                inactiveText="inactive", activeText="active", **common)
+
+
+def signal_point_specs(points: Iterable[SignalPoint]) -> list[PointSpec]:
+    """The BACnet objects of the [signal.NAME] points (read-only analogValues with COV)."""
+    return [PointSpec("analog", p.instance, p.object_name,
+                      f"OpenADR {p.signal_name}{' (' + p.signal_type + ')' if p.signal_type else ''} signal of "
+                      f"the active event interval; {p.idle:g} outside events", units=p.units)
+            for p in points]

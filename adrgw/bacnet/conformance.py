@@ -75,7 +75,7 @@ from bacpypes3.primitivedata import Boolean, Integer
 
 from adrgw import __version__
 from adrgw.bacnet import devmgmt
-from adrgw.core.ratelimit import RateLimitedLog
+from adrgw.core.ratelog import RateLimitedLog
 
 log = logging.getLogger("adrgw.bacnet")
 

@@ -22,7 +22,7 @@ from bacpypes3.object import AnalogValueObject as _AnalogValueObject
 from bacpypes3.object import BinaryValueObject as _BinaryValueObject
 from bacpypes3.object import MultiStateValueObject as _MultiStateValueObject
 
-from adrgw.core.ratelimit import RateLimitedLog
+from adrgw.core.ratelog import RateLimitedLog
 from adrgw.core.gatewaystatus import STATES as GATEWAY_STATES
 from adrgw.core.signals import SignalPoint
 

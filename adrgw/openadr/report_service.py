@@ -30,7 +30,7 @@ from adrgw.persist import store as S
 from adrgw.persist.store import StoreFault
 from adrgw.config.settings import MeterSettings, ReportPoint
 from adrgw.openadr.config import measurement_unit
-from adrgw.core.lograte import DeliverySummary
+from adrgw.core.ratelog import DeliverySummary
 from adrgw.openadr.oadr_report import OutInterval, OutReport, ResourceStatus, update_report
 from adrgw.openadr.payloads import response_code as _response_code
 from adrgw.core.telemetry import SampleQueue

@@ -53,7 +53,9 @@ class Gateway:
         s = settings
         self.store = Store(s.state.directory)
         self.device = GatewayDevice(s.bacnet, s.points, meter_unit=s.meter.unit,
-                                    extra_points=tuple(signal_point_specs(s.signals)))
+                                    extra_points=tuple(signal_point_specs(s.signals)),
+                                    on_opt_out=lambda active, source: self.controller.set_opt_out(active),
+                                    on_reinitialize=lambda state: self.reinitialize.set())
         self.controller = EventController(self.device, self.store, s.points.event_level,
                                           signal_name=s.points.signal_name,
                                           apply_test_events=s.points.apply_test_events,
@@ -70,11 +72,9 @@ class Gateway:
         self.controller.opts = self.link.opts
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
         self.controller.on_level = self.write_through.set_level
-        self.device.on_opt_out = lambda active, source: self.controller.set_opt_out(active)
         # ReinitializeDevice: run_until_signal stops everything (relinquishing write-through slots,
         # persisting state) and exits with EXIT_REINITIALIZE.
         self.reinitialize = asyncio.Event()
-        self.device.on_reinitialize = lambda state: self.reinitialize.set()
         self.meter_ref = PointRef(s.meter.address, s.meter.object_type, s.meter.instance, s.meter.property_id)
         self.report_refs = {p.name: PointRef(p.address, p.object_type, p.instance, p.property_id)
                             for p in s.reports}

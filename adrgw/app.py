@@ -12,6 +12,7 @@ import signal
 from typing import Any, Callable, Optional
 
 from adrgw.bacnet import points as P
+from adrgw.bacnet.points import signal_point_specs
 from adrgw.ops import snapshot
 from adrgw.bacnet.device import GatewayDevice, PointRef
 from adrgw.core.clockwatch import ClockWatch
@@ -20,7 +21,6 @@ from adrgw.core.events import EventController, utc_now
 from adrgw.persist.history import EventHistory, MeterHistory
 from adrgw.ops.metrics import Metrics
 from adrgw.ops.web import StatusServer, WebStartError
-from adrgw.core.signals import point_specs as signal_point_specs
 from adrgw.core.targeting import Identity
 from adrgw.openadr.report_service import ReportService
 from adrgw.core.gatewaystatus import gateway_status
@@ -53,7 +53,9 @@ class Gateway:
         s = settings
         self.store = Store(s.state.directory)
         self.device = GatewayDevice(s.bacnet, s.points, meter_unit=s.meter.unit,
-                                    extra_points=tuple(signal_point_specs(s.signals)))
+                                    extra_points=tuple(signal_point_specs(s.signals)),
+                                    on_opt_out=lambda active, source: self.controller.set_opt_out(active),
+                                    on_reinitialize=lambda state: self.reinitialize.set())
         self.controller = EventController(self.device, self.store, s.points.event_level,
                                           signal_name=s.points.signal_name,
                                           apply_test_events=s.points.apply_test_events,
@@ -70,11 +72,9 @@ class Gateway:
         self.controller.opts = self.link.opts
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
         self.controller.on_level = self.write_through.set_level
-        self.device.on_opt_out = lambda active, source: self.controller.set_opt_out(active)
         # ReinitializeDevice: run_until_signal stops everything (relinquishing write-through slots,
         # persisting state) and exits with EXIT_REINITIALIZE.
         self.reinitialize = asyncio.Event()
-        self.device.on_reinitialize = lambda state: self.reinitialize.set()
         self.meter_ref = PointRef(s.meter.address, s.meter.object_type, s.meter.instance, s.meter.property_id)
         self.report_refs = {p.name: PointRef(p.address, p.object_type, p.instance, p.property_id)
                             for p in s.reports}

@@ -2,7 +2,7 @@
 
 One parser for every mode: run (default), ``--check``, ``--probe``, ``--status``, ``--print-config``,
 ``--demo`` and ``--demo-peers``. User mistakes end as one line per problem and exit 2, never a
-traceback (DESIGN.md section 1).
+traceback: a technician fixes a config from the messages alone.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from adrgw import __version__
-from adrgw.config.settings import LOG_LEVELS, ConfigError, Settings, load
+from adrgw.config.settings import LOG_LEVELS, ConfigError, Settings
+from adrgw.settings_load import load
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from adrgw.config import inifile
 from adrgw.config.check import address_on_host, state_directory_problem
-from adrgw.config.settings import load
+from adrgw.settings_load import load
 
 from .test_config import problems
 
@@ -142,7 +142,7 @@ def test_check_with_syntax_error_exits_2_without_traceback(tmp_path: Path) -> No
 def test_front_end_never_crashes_and_names_lines(text: str) -> None:
     try:
         inifile.parse(text.lstrip("\ufeff"), "config.ini")
-    except inifile.IniError as exc:
+    except inifile.ConfigError as exc:
         assert exc.problems
         for problem in exc.problems:
             assert problem.startswith("config.ini: ")

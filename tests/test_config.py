@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw.config.settings import ConfigError, load, measurement_unit, parse_routes
+from adrgw.config.settings import ConfigError, parse_routes
+from adrgw.openadr.config import measurement_unit
+from adrgw.settings_load import load
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = """
@@ -55,7 +57,8 @@ def test_committed_example_is_valid_and_matches_contract_defaults() -> None:
 
 def test_minimal_config_takes_contract_defaults(tmp_path: Path) -> None:
     s = load(write(tmp_path, MINIMAL))
-    assert s.bacnet.routes == () and s.meter.address == "12345:2" and s.meter.oadr_unit_scale == ("W", "k")
+    assert s.bacnet.routes == () and s.meter.address == "12345:2"
+    assert measurement_unit(s.meter.measurement, s.meter.unit) == ("W", "k")
 
 
 def test_routes_and_addresses_parse(tmp_path: Path) -> None:
@@ -139,7 +142,7 @@ def test_report_and_write_sections_parse(tmp_path: Path) -> None:
     (point,) = s.reports
     assert (point.name, point.resource_id, point.address, point.instance, point.scale) == (
         "feeder-1", "feeder-1", "12345:3", 7, 0.5)
-    assert point.oadr_unit_scale == ("Wh", "k")
+    assert measurement_unit(point.measurement, point.unit) == ("Wh", "k")
     (target,) = s.writes
     assert target.priority == 10 and target.value_for(2.0) == 76.5 and target.value_for(0.0) is None
 

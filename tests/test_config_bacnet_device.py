@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adrgw.config.settings import load
+from adrgw.settings_load import load
 
 from .test_config import MINIMAL, problems, run_cli, write
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adrgw.config.settings import DEFAULT_HTTP_LISTEN, load, parse_http_listen
+from adrgw.config.settings import DEFAULT_HTTP_LISTEN, parse_http_listen
+from adrgw.settings_load import load
 from tests.test_config import MINIMAL, problems, run_cli, write
 
 

@@ -28,7 +28,7 @@ from adrgw.bacnet import conformance
 from adrgw.bacnet import devmgmt
 from adrgw.config.settings import WriteTarget
 from adrgw.demo.embedded import free_port
-from adrgw.core.ratelimit import RateLimitedLog
+from adrgw.core.ratelog import RateLimitedLog
 
 from .bas import SimulatedBas
 from .conftest import gateway_settings, wait_for
@@ -101,7 +101,7 @@ def errors_in_log(caplog: Any) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]
 
 
-# -- pure rules (adrgw/devmgmt.py, adrgw/ratelimit.py, the service table) -----------------------
+# -- pure rules (adrgw/devmgmt.py, adrgw/core/ratelog.py, the service table) -----------------------
 
 
 def test_password_rules() -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from adrgw.cli import CONFIG_SEARCH, find_config
-from adrgw.config.settings import ConfigError, load
+from adrgw.config.settings import ConfigError
+from adrgw.settings_load import load
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a source distribution holds; a copy keeps pip's build files out of the checkout.

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adrgw.demo.embedded import free_port
-from adrgw.core.lograte import BacklogNotice, DeliverySummary
+from adrgw.core.ratelog import BacklogNotice, DeliverySummary
 
 from .conftest import wait_for
 from .test_process import config_text, spawn

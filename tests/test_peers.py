@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adrgw.config.settings import load
+from adrgw.settings_load import load
 from adrgw.demo.peers import PEER_BAS_PORT, PEER_GATEWAY_PORT, PEER_ROUTER_PORT, PEER_VTN_PORT, rehearsal_config
 
 from .conftest import wait_for

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adrgw.config.settings import load
+from adrgw.settings_load import load
 from adrgw.core.schedule import Event, evaluate, event_from_dict, event_from_oadr, event_to_dict, with_offset
 from adrgw.core.signals import SignalPoint, value_at
 from adrgw.core.targeting import IDENTITY_KINDS, Identity, is_targeted, target_values

@@ -86,7 +86,8 @@ async def test_expired_vtn_certificate_is_refused(meter, start_gateway, tmp_path
 def test_check_finds_certificate_and_key_problems(tmp_path) -> None:
     import os
 
-    from adrgw.config.settings import ConfigError, load
+    from adrgw.config.settings import ConfigError
+    from adrgw.settings_load import load
 
     ca = make_ca(tmp_path)
     ven = issue(tmp_path, ca, "ven")

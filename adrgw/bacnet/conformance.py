@@ -40,7 +40,7 @@ test in tests/test_conformance.py:
 * ``StandardPropertyList``: bacpypes3's property-list includes object-identifier, object-name,
   object-type and property-list, which ASHRAE 135 12.1.1.4.1 excludes.
 * ``TransactionTiming``: bacpypes3's client transactions take their APDU timeout and retries from
-  the device object, so bounding meter reads (DESIGN.md section 3) changed what the device
+  the device object, so bounding meter reads (a dead meter must not hold the sampler) changed what the device
   advertises and how long its confirmed COV notifications wait. The state machines now read a view
   that gives meter-read timing only to requests started inside ``client_bound()``.
 * ``conform_network_port``: BAC0's NetworkPort has an empty fd-bbmd-address that fails every read of
@@ -87,7 +87,7 @@ from bacpypes3.primitivedata import Boolean, Date, Integer, Time, Unsigned
 
 from adrgw import __version__
 from adrgw.bacnet import devmgmt
-from adrgw.core.ratelimit import RateLimitedLog
+from adrgw.core.ratelog import RateLimitedLog
 
 log = logging.getLogger("adrgw.bacnet")
 

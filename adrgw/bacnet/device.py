@@ -5,10 +5,10 @@ Everything BAC0/bacpypes3 does oddly is worked around here, each in one named pl
 * ``quiet_bac0_logging``: BAC0 attaches its own stdout/stderr/file handlers to its loggers at import
   time and writes ``~/.BAC0/BAC0.log``; we detach them so our logging setup is the only one.
 * ``points.py``: BAC0's factory objects are writable from the network even with
-  ``is_commandable=False`` (DESIGN.md section 3); bacpypes3 subclasses that refuse writes with
+  ``is_commandable=False``; bacpypes3 subclasses that refuse writes with
   ``write-access-denied`` are used instead.
 * ``add_static_route``: ``NetworkServiceAccessPoint.update_router_references`` takes the adapter's
-  network number (None for the local adapter), not the adapter object as DESIGN.md's note says.
+  network number (None for the local adapter), not the adapter object as one would expect.
 * ``conformance.py``: identity, honest capabilities, the request gate, device management and the
   other conformance workarounds (issue 13) live there; ``start`` installs them.
 * ``read_present_value``: ``BAC0.read`` ignores its timeout, loops Who-Is for ~6 s on an unknown
@@ -163,17 +163,20 @@ class GatewayDevice:
     """The gateway's BACnet device: discoverable, with read-only points, and a client for reads."""
 
     def __init__(self, settings: BacnetSettings, points: PointSettings, meter_unit: str = "kW",
-                 extra_points: tuple[P.PointSpec, ...] = ()) -> None:
-        """``extra_points``: more read-only points after the built-in ones ([signal.NAME])."""
+                 extra_points: tuple[P.PointSpec, ...] = (), on_opt_out: Optional[P.WriteHandler] = None,
+                 on_reinitialize: Optional[Callable[[Any], Any]] = None) -> None:
+        """``extra_points``: more read-only points after the built-in ones ([signal.NAME]).
+        ``on_opt_out(active, source)``: called after each accepted write of ADR-Opt-Out.
+        ``on_reinitialize(state)``: called after a ReinitializeDevice (warmstart/coldstart) was
+        acknowledged (issue 13). Either may return an awaitable, which is awaited."""
         self.settings = settings
         self.extra_points = extra_points
         self.points = points
         self.meter_unit = meter_unit
         self._bacnet: Any = None
         self.objects: dict[str, Any] = {}  # object name -> bacpypes3 object
-        self.on_opt_out: Optional[P.WriteHandler] = None
-        # Called after a ReinitializeDevice (warmstart/coldstart) was acknowledged (issue 13).
-        self.on_reinitialize: Optional[Callable[[Any], Any]] = None
+        self.on_opt_out = on_opt_out
+        self.on_reinitialize = on_reinitialize
         self._read_timing: Optional[tuple[int, int]] = None
 
     @property
@@ -216,9 +219,7 @@ class GatewayDevice:
         specs = P.point_specs(self.points.event_level) + list(self.extra_points)
         for spec in specs if self.points.expose else []:
             units = ENGINEERING_UNITS.get(self.meter_unit, "noUnits") if spec.name == P.METER_VALUE else None
-            obj = P.make_point(spec, units)
-            if isinstance(obj, P.OptOutBinaryValue):
-                obj._on_write = self._opt_out_written
+            obj = P.make_point(spec, units, on_write=self._opt_out_written)
             self.app.add_object(obj)
             self.objects[spec.name] = obj
         conformance.conform_all(self.app)
@@ -291,7 +292,8 @@ class GatewayDevice:
     async def add_static_route(self, route: Route) -> None:
         """Tell the network layer that ``route.network`` is behind the router at host:port.
 
-        Needed on loopback and wherever broadcasts do not reach the router (DESIGN.md section 3).
+        Needed on loopback and wherever broadcasts do not reach the router (Who-Is-Router-To-Network
+        is a broadcast, so the router is never found there).
         bacpypes3 keys adapters by network number (None for the local one), not by adapter object.
         """
         nsap = self.app.nsap

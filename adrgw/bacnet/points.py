@@ -1,7 +1,7 @@
 """The gateway's BACnet objects: read-only (and COV-capable) values, and the one writable opt-out.
 
-BAC0's factory objects accept writes from any client, even when created non-commandable (DESIGN.md
-section 3). These bacpypes3 subclasses refuse every network write with ``write-access-denied``,
+BAC0's factory objects accept writes from any client, even when created non-commandable (found in
+testing against BAC0: a point the building must not change would be writable). These bacpypes3 subclasses refuse every network write with ``write-access-denied``,
 except ``ADR-Opt-Out``'s presentValue, which accepts ``active``/``inactive`` only. All of them carry a
 COV criteria class, so SubscribeCOV (confirmed and unconfirmed) works for every point.
 Local code changes values by assigning attributes, which does not go through ``write_property``.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Iterable, Optional, Union
 
 from bacpypes3.basetypes import BinaryPV, PropertyIdentifier
 from bacpypes3.errors import ExecutionError
@@ -22,8 +22,9 @@ from bacpypes3.object import AnalogValueObject as _AnalogValueObject
 from bacpypes3.object import BinaryValueObject as _BinaryValueObject
 from bacpypes3.object import MultiStateValueObject as _MultiStateValueObject
 
-from adrgw.core.ratelimit import RateLimitedLog
+from adrgw.core.ratelog import RateLimitedLog
 from adrgw.core.gatewaystatus import STATES as GATEWAY_STATES
+from adrgw.core.signals import SignalPoint
 
 log = logging.getLogger("adrgw.points")
 
@@ -154,7 +155,8 @@ def point_specs(event_level_name: str) -> list[PointSpec]:
     ]
 
 
-def make_point(spec: PointSpec, units: Optional[str] = None) -> Any:
+def make_point(spec: PointSpec, units: Optional[str] = None, on_write: Optional[WriteHandler] = None) -> Any:
+    """The bacpypes3 object for ``spec``; ``on_write`` is the opt-out point's handler of accepted writes."""
     common = dict(objectName=spec.name, description=spec.description, statusFlags=[0, 0, 0, 0],
                   eventState="normal", outOfService=False)
     if spec.kind == "analog":
@@ -164,6 +166,18 @@ def make_point(spec: PointSpec, units: Optional[str] = None) -> Any:
     if spec.kind == "multistate":
         return ReadOnlyMultiStateValue(objectIdentifier=("multi-state-value", spec.instance), presentValue=1,
                                        numberOfStates=len(spec.states), stateText=list(spec.states), **common)
-    cls = OptOutBinaryValue if spec.kind == "optout" else ReadOnlyBinaryValue
-    return cls(objectIdentifier=("binary-value", spec.instance), presentValue="inactive",
-               inactiveText="inactive", activeText="active", **common)
+    if spec.kind == "optout":
+        point = OptOutBinaryValue(objectIdentifier=("binary-value", spec.instance), presentValue="inactive",
+                                  inactiveText="inactive", activeText="active", **common)
+        point._on_write = on_write  # bacpypes3's constructor takes only its properties
+        return point
+    return ReadOnlyBinaryValue(objectIdentifier=("binary-value", spec.instance), presentValue="inactive",
+                               inactiveText="inactive", activeText="active", **common)
+
+
+def signal_point_specs(points: Iterable[SignalPoint]) -> list[PointSpec]:
+    """The BACnet objects of the [signal.NAME] points (read-only analogValues with COV)."""
+    return [PointSpec("analog", p.instance, p.object_name,
+                      f"OpenADR {p.signal_name}{' (' + p.signal_type + ')' if p.signal_type else ''} signal of "
+                      f"the active event interval; {p.idle:g} outside events", units=p.units)
+            for p in points]

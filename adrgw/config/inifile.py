@@ -4,8 +4,8 @@ configparser alone gives messages a technician cannot act on: a UTF-8 byte order
 Notepad) becomes "File contains no section headers", a syntax error names no line, and an indented
 line silently becomes part of the previous key's value (then reported as a bad number). This module
 accepts the BOM, reports syntax errors as ``config.ini: line N: ...``, explains indented lines, and
-offers the "did you mean" suggestions config.py appends to unknown names. Nothing here knows the
-gateway's keys: config.py does the checking.
+offers the "did you mean" suggestions settings.py appends to unknown names. Nothing here knows the
+gateway's keys: settings.py and the adapters' parts do the checking.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ _KEY_RE = re.compile(r"^(?P<key>[^=:\s][^=:]*?)\s*[=:]")
 _COMMENT_PREFIXES = ("#", ";")
 
 
-class IniError(Exception):
-    """The file cannot be read as INI; ``problems`` holds one-line messages with line numbers."""
+class ConfigError(Exception):
+    """The config cannot be used: ``problems`` holds every one-line message (``<file>: ...``). The one
+    error for config problems, whether the file cannot be read as INI (with line numbers) or a value
+    is wrong (settings.py)."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
@@ -61,7 +63,7 @@ def decode(data: bytes, name: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
-        raise IniError([f"{name}: line {line}: not UTF-8 text (save the file as UTF-8)"]) from None
+        raise ConfigError([f"{name}: line {line}: not UTF-8 text (save the file as UTF-8)"]) from None
 
 
 def continuations(text: str) -> list[Continuation]:
@@ -95,37 +97,37 @@ def _line(lines: list[str], number: int) -> str:
 
 
 def parse(text: str, name: str) -> configparser.ConfigParser:
-    """Parse ``text``; IniError with line numbers on a syntax error or an indented line."""
+    """Parse ``text``; ConfigError with line numbers on a syntax error or an indented line."""
     parser = new_parser()
     lines = text.split("\n")  # as configparser counts them
     try:
         parser.read_string(text, source=name)
     except configparser.MissingSectionHeaderError as exc:
-        raise IniError([f"{name}: line {exc.lineno}: {_line(lines, exc.lineno)!r} comes before "
+        raise ConfigError([f"{name}: line {exc.lineno}: {_line(lines, exc.lineno)!r} comes before "
                         "any [section] header"]) from None
     except configparser.DuplicateSectionError as exc:
-        raise IniError([f"{name}: line {exc.lineno}: [{exc.section}]: section appears twice"]) from None
+        raise ConfigError([f"{name}: line {exc.lineno}: [{exc.section}]: section appears twice"]) from None
     except configparser.DuplicateOptionError as exc:
-        raise IniError([f"{name}: line {exc.lineno}: [{exc.section}] {exc.option}: key appears twice "
+        raise ConfigError([f"{name}: line {exc.lineno}: [{exc.section}] {exc.option}: key appears twice "
                         "in this section"]) from None
     except configparser.ParsingError as exc:
-        raise IniError([f"{name}: line {lineno}: {_line(lines, lineno)!r} is not a [section] header, a "
+        raise ConfigError([f"{name}: line {lineno}: {_line(lines, lineno)!r} is not a [section] header, a "
                         "'key = value' line or a comment" for lineno, _ in exc.errors]) from None
     except configparser.Error as exc:
-        raise IniError([f"{name}: not an INI file: {str(exc).splitlines()[0]}"]) from None
+        raise ConfigError([f"{name}: not an INI file: {str(exc).splitlines()[0]}"]) from None
     problems = [f"{name}: line {c.line}: [{c.section}] {c.key}: the indented line {c.text!r} is read as "
                 f"more text of {c.key!r} (line {c.key_line}); remove the leading spaces"
                 for c in continuations(text)]
     if problems:
-        raise IniError(problems)
+        raise ConfigError(problems)
     return parser
 
 
 def read(path: str | os.PathLike[str], name: Optional[str] = None) -> configparser.ConfigParser:
-    """Read and parse the file at ``path``; IniError (one line per problem) when it cannot be used."""
+    """Read and parse the file at ``path``; ConfigError (one line per problem) when it cannot be used."""
     shown = name or str(path)
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
-        raise IniError([f"{shown}: cannot read file: {exc.strerror or exc}"]) from None
+        raise ConfigError([f"{shown}: cannot read file: {exc.strerror or exc}"]) from None
     return parse(decode(data, shown), shown)

@@ -1,8 +1,14 @@
-"""config.ini -> typed, validated settings.
+"""config.ini -> typed, validated settings: the generic part.
 
 Every problem in the file is collected before anything starts, so a technician fixing a config sees
-all of them at once, each as ``<file>: [section] key: what is wrong`` (DESIGN.md section 1). Nothing
-here touches the network: addresses are checked by their syntax, never resolved.
+all of them at once, each as ``<file>: [section] key: what is wrong`` (one line per problem, exit 2,
+never a traceback: the command line's contract). Nothing here touches the network: addresses are
+checked by their syntax, never resolved.
+
+This module knows the sections every gateway has ([meter], [points], [state], [logging], [http],
+[report.NAME], [signal.NAME]) and the settings types. It imports no protocol library: each adapter
+contributes a ``ConfigPart`` (the sections it owns, the checks of the names only it knows), and
+adrgw/settings_load.py hands the adapters' parts to ``load``.
 """
 
 from __future__ import annotations
@@ -14,11 +20,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
-
-from openleadr import enums as oadr_enums
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 from adrgw.config import inifile
+from adrgw.config.inifile import ConfigError
+from adrgw.config.signals import parse_sections
 
 # BACnet limits, ASHRAE 135 clause 12.11 (device instance) and 6.2.2 (network numbers).
 MAX_DEVICE_INSTANCE = 4194302
@@ -26,14 +32,6 @@ MAX_NETWORK_NUMBER = 65534
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 T = TypeVar("T")
-
-
-class ConfigError(Exception):
-    """Raised with every problem found; ``problems`` holds the one-line messages."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -62,6 +60,7 @@ class VenSettings:
     status_report: bool = False  # offer TELEMETRY_STATUS (online, manual override) at registration
     group_ids: tuple[str, ...] = ()  # eiTarget groupIDs/groupNames this VEN belongs to (targeting.py)
     party_ids: tuple[str, ...] = ()  # eiTarget partyIDs this VEN belongs to
+    protocol: str = "2.0b"  # [ven] protocol: which OpenADR adapter (issue 19/20)
 
 
 @dataclass(frozen=True)
@@ -111,11 +110,6 @@ class MeterSettings:
         return f"{self.object_type} {self.instance}"
 
     @property
-    def oadr_unit_scale(self) -> tuple[str, str]:
-        """(OpenADR unit, SI scale code) for the report description, e.g. ('W', 'k') for kW."""
-        return measurement_unit(self.measurement, self.unit)
-
-    @property
     def network(self) -> Optional[int]:
         """The BACnet network number of a routed meter (``NET:MAC``), None for a local one."""
         m = _REMOTE_RE.match(self.address)
@@ -135,10 +129,6 @@ class ReportPoint:
     measurement: str = "power_real"
     unit: str = "kW"
     scale: float = 1.0
-
-    @property
-    def oadr_unit_scale(self) -> tuple[str, str]:
-        return measurement_unit(self.measurement, self.unit)
 
 
 @dataclass(frozen=True)
@@ -306,7 +296,7 @@ class Settings:
 _REMOTE_RE = re.compile(r"^(\d+):(0x[0-9A-Fa-f]+|\d+)$")
 _IP_PORT_RE = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d+))?$")
 _FINGERPRINT_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})+$")
-_OBJECT_RE = re.compile(r"^([A-Za-z][A-Za-z-]*)[ ,:](\d+)$")
+OBJECT_RE = re.compile(r"^([A-Za-z][A-Za-z-]*)[ ,:](\d+)$")
 
 
 def _ipv4(text: str) -> str:
@@ -375,40 +365,16 @@ def parse_routes(text: str) -> tuple[Route, ...]:
     return tuple(routes)
 
 
-def parse_object(text: str) -> tuple[str, int]:
-    """``analogInput 2`` -> ('analogInput', 2); the type must be a BACnet object type."""
-    from bacpypes3.basetypes import ObjectType  # local import: keeps the pure parts cheap
-
-    m = _OBJECT_RE.match(text.strip())
+def object_syntax(text: str) -> tuple[str, int]:
+    """``analogInput 2`` -> ('analogInput', 2), by syntax only: the BACnet adapter's parser also checks
+    that the type is a BACnet object type."""
+    m = OBJECT_RE.match(text.strip())
     if not m:
         raise ValueError(f"{text!r} is not 'objectType instance' (e.g. 'analogInput 2')")
-    try:
-        ObjectType(m.group(1))
-    except (ValueError, KeyError, TypeError) as exc:
-        known = object_type_names()
-        raise ValueError(f"unknown object type {m.group(1)!r}{inifile.did_you_mean(m.group(1), known)} "
-                         f"(valid: {', '.join(known)})") from exc
     instance = int(m.group(2))
     if not 0 <= instance <= MAX_DEVICE_INSTANCE:
         raise ValueError(f"instance {instance} is out of range 0..{MAX_DEVICE_INSTANCE}")
     return m.group(1), instance
-
-
-def object_type_names() -> list[str]:
-    """The standard BACnet object type names as config.ini spells them (camelCase, e.g. analogInput)."""
-    from bacpypes3.basetypes import ObjectType
-
-    return sorted(ObjectType._attr_map.values())
-
-
-def parse_property(text: str) -> str:
-    from bacpypes3.basetypes import PropertyIdentifier
-
-    try:
-        PropertyIdentifier(text.strip())
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"unknown property {text.strip()!r}") from exc
-    return text.strip()
 
 
 def parse_cidr(text: str) -> str:
@@ -443,7 +409,7 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a boolean (true/false)")
 
 
-def _number(kind: Callable[[str], T], low: float, high: float) -> Callable[[str], T]:
+def number(kind: Callable[[str], T], low: float, high: float) -> Callable[[str], T]:
     def parse(text: str) -> T:
         try:
             value = kind(text.strip())
@@ -458,52 +424,27 @@ def _number(kind: Callable[[str], T], low: float, high: float) -> Callable[[str]
     return parse
 
 
-def _bacnet_text(limit: int, allow_empty: bool = True) -> Callable[[str], str]:
-    """A CharacterString property value: printable, at most ``limit`` characters (issue 13)."""
-    def parse(text: str) -> str:
-        value = text.strip()
-        if not value and not allow_empty:
-            raise ValueError("must not be empty")
-        if len(value) > limit:
-            raise ValueError(f"{len(value)} characters, at most {limit} allowed")
-        if not value.isprintable():
-            raise ValueError("contains control characters")
-        return value
-    return parse
-
-
-def _bacnet_password(text: str) -> str:
-    """DeviceCommunicationControl/ReinitializeDevice password: 1..20 printable characters
-    (ASHRAE 135 clauses 16.1 and 16.4 limit it to 20)."""
-    value = text.strip()
-    if len(value) > 20:
-        raise ValueError(f"{len(value)} characters, at most 20 allowed (ASHRAE 135 16.1)")
-    if not value.isprintable():
-        raise ValueError("contains control characters")
-    return value
-
-
-def _nonempty(text: str) -> str:
+def nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
     return text.strip()
 
 
-def _url(text: str) -> str:
+def url(text: str) -> str:
     text = text.strip()
     if not re.match(r"^https?://[^/\s]+(/\S*)?$", text):
         raise ValueError(f"{text!r} is not an http:// or https:// URL")
     return text
 
 
-def _fingerprint(text: str) -> str:
+def fingerprint(text: str) -> str:
     text = text.strip()
     if not _FINGERPRINT_RE.match(text):
         raise ValueError(f"{text!r} is not a fingerprint (hex pairs separated by ':')")
     return text.upper()
 
 
-def _readable_file(text: str) -> str:
+def readable_file(text: str) -> str:
     path = text.strip()
     if not os.path.isfile(path):
         raise ValueError(f"file {path!r} does not exist")
@@ -512,36 +453,11 @@ def _readable_file(text: str) -> str:
     return path
 
 
-def _measurement(text: str) -> str:
-    name = text.strip()
-    if name.upper() not in oadr_enums.MEASUREMENTS.members:
-        known = ", ".join(sorted(m.lower() for m in oadr_enums.MEASUREMENTS.members))
-        raise ValueError(f"unknown measurement {name!r}; known: {known}")
-    return name.lower()
-
-
 def _log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in LOG_LEVELS:
         raise ValueError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
     return level
-
-
-def measurement_unit(measurement: str, unit: str) -> tuple[str, str]:
-    """Split a configured unit into (OpenADR unit, SI scale code) for ``measurement``.
-
-    OpenADR carries 'kW' as unit 'W' with scale 'k'; openleadr silently replaces an unknown unit
-    by the measurement's default, so we check it here and say so instead.
-    """
-    item = oadr_enums.MEASUREMENTS[measurement.upper()]
-    acceptable = list(item.acceptable_units) or [item.unit]
-    if unit in acceptable:
-        return unit, "none"
-    for prefix in ("micro", "p", "n", "m", "c", "d", "k", "M", "G", "T"):
-        if unit.startswith(prefix) and unit[len(prefix):] in acceptable:
-            return unit[len(prefix):], prefix
-    raise ValueError(f"unit {unit!r} does not fit measurement {measurement!r} "
-                     f"(use {', '.join(acceptable)}, optionally with an SI prefix such as k)")
 
 
 def check_tls_files(cert: Optional[str], key: Optional[str], ca_file: Optional[str]) -> list[tuple[str, str]]:
@@ -605,66 +521,68 @@ def parse_id_list(text: str) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------------
-# the schema: section -> key -> (parser, default or REQUIRED)
+# the schema: section -> key -> (parser, default or REQUIRED); the adapters' parts add to it
 
 REQUIRED = object()
-_SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
-    "ven": {
-        "ven_name": (_nonempty, REQUIRED),
-        "vtn_url": (_url, REQUIRED),
-        "ven_id": (str.strip, None),
-        "cert": (_readable_file, None),
-        "key": (_readable_file, None),
-        "ca_file": (_readable_file, None),
-        "vtn_fingerprint": (_fingerprint, None),
-        "disable_signature": (parse_bool, False),
-        "check_hostname": (parse_bool, True),
-        "request_timeout": (_number(float, 0.5, 120), 10.0),
-        "retry_max": (_number(float, 1, 3600), 300.0),
-        "status_report": (parse_bool, False),
-        "group_ids": (parse_id_list, ()),
-        "party_ids": (parse_id_list, ()),
-    },
-    "bacnet": {
-        "address": (parse_cidr, REQUIRED),
-        "port": (_number(int, 1, 65535), 47808),
-        "device_id": (_number(int, 0, MAX_DEVICE_INSTANCE), 599),
-        "device_name": (_nonempty, "ADR-Gateway"),
-        "routes": (parse_routes, ()),
-        "bbmd": (lambda t: "%s:%d" % parse_ip_port(t), None),
-        "bbmd_ttl": (_number(int, 1, 65535), 900),
-        "allow_writes_from": (parse_networks, ()),
-        # issue 13: identity and device management
-        "vendor_id": (_number(int, 0, 65535), 999),
-        "vendor_name": (_bacnet_text(64, allow_empty=False), "adrgw project"),
-        "model_name": (_bacnet_text(64, allow_empty=False), "ADR gateway (OpenADR 2.0b VEN to BACnet/IP)"),
-        "description": (_bacnet_text(255), "OpenADR 2.0b demand-response gateway"),
-        "location": (_bacnet_text(255), ""),
-        "password": (_bacnet_password, ""),
-        "apdu_timeout": (_number(int, 100, 60000), 3000),
-        "apdu_retries": (_number(int, 0, 10), 3),
-    },
+KeyParser = Callable[[str], object]
+Schema = Mapping[str, tuple[KeyParser, object]]
+# (the parsed values of one section, "config.ini: [section]", problems): appends what is wrong
+SectionCheck = Callable[[Mapping[str, Any], str, list[str]], None]
+# (the section, its title, the file name, problems) -> the parsed item, or None with its problems appended
+SectionParser = Callable[[configparser.SectionProxy, str, str, list[str]], Any]
+
+# The [ven] protocol this gateway speaks unless the file says otherwise.
+DEFAULT_PROTOCOL = "2.0b"
+
+
+@dataclass(frozen=True)
+class ConfigPart:
+    """One adapter's share of config.ini, handed to ``load``.
+
+    The generic sections check syntax only (an object is ``TYPE INSTANCE``, a measurement is a
+    word); an adapter that knows the real names (bacpypes3's object types, openleadr's
+    measurements) validates those keys instead, with the same messages the technician always saw.
+    """
+
+    # whole sections the adapter owns, e.g. {"ven": {...}}, in the order --check reports them
+    sections: Mapping[str, Schema] = field(default_factory=dict)
+    # the adapter's parsers for keys of shared sections: {"meter" | "report." | "signal.": {key: parser}}
+    keys: Mapping[str, Mapping[str, KeyParser]] = field(default_factory=dict)
+    # sections by prefix the adapter parses alone, e.g. {"write.": one [write.NAME] section -> WriteTarget}
+    prefixed: Mapping[str, SectionParser] = field(default_factory=dict)
+    # cross-key checks per section ("ven", "meter", "report." ...), run once the keys were parsed
+    checks: Mapping[str, Sequence[SectionCheck]] = field(default_factory=dict)
+    # [points] event_level -> the built-in points a [signal.NAME] point must not clash with:
+    # (analogValue instance -> object name, every object name)
+    builtin_points: Optional[Callable[[str], tuple[dict[int, str], list[str]]]] = None
+
+
+def _lower_word(text: str) -> str:
+    return nonempty(text).lower()
+
+
+_SCHEMA: dict[str, dict[str, tuple[KeyParser, object]]] = {
     "meter": {
         "address": (parse_bacnet_address, "12345:2"),
-        "object": (parse_object, ("analogInput", 2)),
-        "property": (parse_property, "presentValue"),
-        "interval": (_number(float, 0.1, 86400), 10.0),
-        "timeout": (_number(float, 0.05, 3600), 3.0),
-        "resource_id": (_nonempty, "device001"),
-        "measurement": (_measurement, "power_real"),
-        "unit": (_nonempty, "kW"),
-        "scale": (_number(float, -1e12, 1e12), 1.0),
+        "object": (object_syntax, ("analogInput", 2)),
+        "property": (nonempty, "presentValue"),
+        "interval": (number(float, 0.1, 86400), 10.0),
+        "timeout": (number(float, 0.05, 3600), 3.0),
+        "resource_id": (nonempty, "device001"),
+        "measurement": (_lower_word, "power_real"),
+        "unit": (nonempty, "kW"),
+        "scale": (number(float, -1e12, 1e12), 1.0),
     },
     "points": {
-        "event_level": (_nonempty, "ADR-Event-Level"),
+        "event_level": (nonempty, "ADR-Event-Level"),
         "expose": (parse_bool, True),
-        "signal_name": (_nonempty, None),
+        "signal_name": (nonempty, None),
         "apply_test_events": (parse_bool, False),
     },
     "state": {
-        "directory": (_nonempty, "./state"),
-        "max_backlog_hours": (_number(float, 0.0001, 87600), 168.0),
-        "history_hours": (_number(float, 0, 87600), 168.0),
+        "directory": (nonempty, "./state"),
+        "max_backlog_hours": (number(float, 0.0001, 87600), 168.0),
+        "history_hours": (number(float, 0, 87600), 168.0),
     },
     "logging": {
         "level": (_log_level, "INFO"),
@@ -672,107 +590,140 @@ _SCHEMA: dict[str, dict[str, tuple[Callable[[str], object], object]]] = {
 }
 
 
-def load(path: str | os.PathLike[str]) -> Settings:
-    """Read and validate ``path``; raise ConfigError listing every problem."""
-    try:
-        parser = inifile.read(path)
-    except inifile.IniError as exc:
-        raise ConfigError(exc.problems) from None
-    return from_parser(parser, str(path))
+def _check_meter(meter: Mapping[str, Any], where: str, problems: list[str]) -> None:
+    if isinstance(meter.get("timeout"), float) and isinstance(meter.get("interval"), float) \
+            and meter["timeout"] >= meter["interval"]:
+        problems.append(f"{where} timeout: {meter['timeout']:g} s must be shorter than "
+                        f"interval ({meter['interval']:g} s)")
 
 
-def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> Settings:
+_CHECKS: dict[str, tuple[SectionCheck, ...]] = {"meter": (_check_meter,)}
+
+
+def _with_keys(schema: Schema, section: str, parts: Sequence[ConfigPart]) -> dict[str, tuple[KeyParser, object]]:
+    """``schema`` with the parts' parsers for its keys (the defaults and the key order stay)."""
+    merged = dict(schema)
+    for part in parts:
+        for key, parse in part.keys.get(section, {}).items():
+            merged[key] = (parse, merged[key][1])
+    return merged
+
+
+def _parse_keys(got: Mapping[str, str], schema: Schema, where: str, problems: list[str]) -> dict[str, Any]:
+    """Every key of one section: unknown keys named (with a "did you mean"), values parsed."""
+    values: dict[str, Any] = {}
+    for key in got:
+        if key not in schema:
+            problems.append(f"{where} {key}: unknown key{inifile.did_you_mean(key, schema)}")
+    for key, (parse, default) in schema.items():
+        raw = got.get(key)
+        if raw is None or raw.strip() == "":
+            if default is REQUIRED:
+                problems.append(f"{where} {key}: required but missing")
+            values[key] = default
+            continue
+        try:
+            values[key] = parse(raw)
+        except ValueError as exc:
+            problems.append(f"{where} {key}: {exc}")
+            values[key] = None
+    return values
+
+
+def load(path: str | os.PathLike[str], protocols: Mapping[str, ConfigPart],
+         parts: Sequence[ConfigPart] = ()) -> Settings:
+    """Read and validate ``path``; raise ConfigError listing every problem. ``protocols``: the
+    OpenADR adapters' parts by ``[ven] protocol`` value; ``parts``: the other adapters' (BACnet)."""
+    return from_parser(inifile.read(path), str(path), protocols, parts)
+
+
+def _protocol(parser: configparser.ConfigParser, name: str, protocols: Mapping[str, ConfigPart],
+              problems: list[str]) -> Optional[str]:
+    """``[ven] protocol``: which OpenADR adapter reads [ven]; None (with a problem) when unknown."""
+    raw = parser.get("ven", "protocol", fallback="").strip() or DEFAULT_PROTOCOL
+    if raw in protocols:
+        return raw
+    problems.append(f"{name}: [ven] protocol: {raw!r} is not a supported protocol{inifile.did_you_mean(raw, protocols)} "
+                    f"(supported: {', '.join(protocols)})")
+    return None
+
+
+def from_parser(parser: configparser.ConfigParser, name: str, protocols: Mapping[str, ConfigPart],
+                parts: Sequence[ConfigPart] = ()) -> Settings:
     problems: list[str] = []
-    values: dict[str, dict[str, object]] = {}
+    protocol = _protocol(parser, name, protocols, problems)
+    ven_part = protocols[protocol if protocol is not None else DEFAULT_PROTOCOL]
+    all_parts = (ven_part, *parts)
+    schemas: dict[str, dict[str, tuple[KeyParser, object]]] = {}
+    for part in all_parts:
+        schemas.update({section: dict(schema) for section, schema in part.sections.items()})
+    schemas["ven"]["protocol"] = (str.strip, DEFAULT_PROTOCOL)  # read above; listed so it is a known key
+    schemas.update({section: _with_keys(schema, section, all_parts) for section, schema in _SCHEMA.items()})
+    prefixed: dict[str, SectionParser] = {}
+    for part in all_parts:
+        prefixed.update(part.prefixed)
+    checks: dict[str, list[SectionCheck]] = {}
+    for section, found in [*_CHECKS.items(), *(c for part in all_parts for c in part.checks.items())]:
+        checks.setdefault(section, []).extend(found)
+    report_schema = _with_keys(_REPORT_SCHEMA, "report.", all_parts)
 
-    writes: list[WriteTarget] = []
+    items: dict[str, list[Any]] = {prefix: [] for prefix in prefixed}
     reports: list[ReportPoint] = []
     for section in parser.sections():
-        if section.startswith("write."):
-            target = _write_target(parser[section], section, name, problems)
-            if target is not None:
-                writes.append(target)
+        prefix = next((p for p in prefixed if section.startswith(p)), None)
+        if prefix is not None:
+            item = prefixed[prefix](parser[section], section, name, problems)
+            if item is not None:
+                items[prefix].append(item)
         elif section.startswith("report."):
-            point = _report_point(parser[section], section, name, problems)
+            point = _report_point(parser[section], section, name, problems, report_schema,
+                                  checks.get("report.", ()))
             if point is not None:
                 reports.append(point)
         elif section.startswith("signal."):
             pass  # parsed below, once [points] is known (signals.parse_sections)
-        elif section not in _SCHEMA and section != "http":
+        elif section not in schemas and section != "http":
             problems.append(f"{name}: [{section}]: unknown section"
-                            f"{inifile.did_you_mean(section, [*_SCHEMA, 'http'])} "
-                            f"(known: {', '.join(_SCHEMA)}, http, write.NAME, report.NAME, signal.NAME)")
-    for section, keys in _SCHEMA.items():
+                            f"{inifile.did_you_mean(section, [*schemas, 'http'])} "
+                            f"(known: {', '.join(schemas)}, http, "
+                            f"{', '.join(p + 'NAME' for p in [*prefixed, 'report.', 'signal.'])})")
+    values: dict[str, dict[str, Any]] = {}
+    for section, keys in schemas.items():
+        if section == "ven" and protocol is None:
+            values[section] = {}  # which protocol's keys these are is unknown: not checked
+            continue
         got = parser[section] if parser.has_section(section) else {}
-        values[section] = {}
-        for key in got:
-            if key not in keys:
-                problems.append(f"{name}: [{section}] {key}: unknown key{inifile.did_you_mean(key, keys)}")
-        for key, (parse, default) in keys.items():
-            raw = got.get(key) if got else None
-            if raw is None or raw.strip() == "":
-                if default is REQUIRED:
-                    problems.append(f"{name}: [{section}] {key}: required but missing")
-                values[section][key] = default
-                continue
-            try:
-                values[section][key] = parse(raw)
-            except ValueError as exc:
-                problems.append(f"{name}: [{section}] {key}: {exc}")
-                values[section][key] = None
+        values[section] = _parse_keys(got, keys, f"{name}: [{section}]", problems)
 
     http = _http_settings(parser, name, problems)
-    ven: dict[str, Any] = values["ven"]
-    meter: dict[str, Any] = values["meter"]
-    # Cross-key checks, only when the keys themselves were fine.
-    if (ven.get("cert") is None) != (ven.get("key") is None):
-        missing = "key" if ven.get("key") is None else "cert"
-        problems.append(f"{name}: [ven] {missing}: cert and key must be given together")
-    if not any(p.startswith(f"{name}: [ven] {k}:") for p in problems for k in ("cert", "key", "ca_file")):
-        for key_name, problem in check_tls_files(ven.get("cert"), ven.get("key"), ven.get("ca_file")):
-            problems.append(f"{name}: [ven] {key_name}: {problem}")
-    if isinstance(ven.get("vtn_url"), str) and ven["vtn_url"].startswith("http://") and ven.get("cert"):
-        problems.append(f"{name}: [ven] vtn_url: a client certificate is configured but the URL is http://")
-    if isinstance(meter.get("timeout"), float) and isinstance(meter.get("interval"), float) \
-            and meter["timeout"] >= meter["interval"]:
-        problems.append(f"{name}: [meter] timeout: {meter['timeout']:g} s must be shorter than "
-                        f"interval ({meter['interval']:g} s)")
-    if isinstance(meter.get("measurement"), str) and isinstance(meter.get("unit"), str):
-        try:
-            measurement_unit(meter["measurement"], meter["unit"])
-        except ValueError as exc:
-            problems.append(f"{name}: [meter] unit: {exc}")
-    bacnet: dict[str, Any] = values["bacnet"]
-    routes = bacnet.get("routes") or ()
-    if isinstance(routes, tuple):
-        port = bacnet.get("port")
-        address = bacnet.get("address")
-        for route in routes:
-            if isinstance(port, int) and route.port == port and isinstance(address, str) and \
-                    route.host == address.split("/")[0]:
-                problems.append(f"{name}: [bacnet] routes: network {route.network} points at this "
-                                "gateway's own address and port")
+    # Cross-key checks, only when the keys themselves were fine: [ven], the generic sections, then
+    # the other adapters' sections (the order --check has always listed them in).
+    for section in [*ven_part.sections, *_SCHEMA, *(s for part in parts for s in part.sections)]:
+        if section in values and values[section]:
+            for check in checks.get(section, ()):
+                check(values[section], f"{name}: [{section}]", problems)
 
-    signal_points = _signal_points(parser, name, problems, values["points"])
+    signal_points = _signal_points(parser, name, problems, values["points"], all_parts)
 
     if problems:
         raise ConfigError(problems)
 
+    meter = values["meter"]
     obj_type, instance = meter["object"]
     return Settings(
-        ven=VenSettings(**{k: v for k, v in ven.items()}),  # type: ignore[arg-type]
-        bacnet=BacnetSettings(**values["bacnet"]),  # type: ignore[arg-type]
+        ven=VenSettings(**values["ven"]),
+        bacnet=BacnetSettings(**values["bacnet"]),
         meter=MeterSettings(
-            address=meter["address"], object_type=obj_type, instance=instance,  # type: ignore[arg-type]
-            property_id=meter["property"], interval=meter["interval"],  # type: ignore[arg-type]
-            timeout=meter["timeout"], resource_id=meter["resource_id"],  # type: ignore[arg-type]
-            measurement=meter["measurement"], unit=meter["unit"], scale=meter["scale"],  # type: ignore[arg-type]
+            address=meter["address"], object_type=obj_type, instance=instance,
+            property_id=meter["property"], interval=meter["interval"],
+            timeout=meter["timeout"], resource_id=meter["resource_id"],
+            measurement=meter["measurement"], unit=meter["unit"], scale=meter["scale"],
         ),
-        points=PointSettings(**values["points"]),  # type: ignore[arg-type]
-        state=StateSettings(**values["state"]),  # type: ignore[arg-type]
-        log_level=values["logging"]["level"],  # type: ignore[arg-type]
+        points=PointSettings(**values["points"]),
+        state=StateSettings(**values["state"]),
+        log_level=values["logging"]["level"],
         source=name,
-        writes=tuple(writes),
+        writes=tuple(items.get("write.", ())),
         reports=tuple(reports),
         http=http,
         signals=signal_points,
@@ -780,31 +731,36 @@ def from_parser(parser: configparser.ConfigParser, name: str = "config.ini") -> 
 
 
 def _signal_points(parser: configparser.ConfigParser, name: str, problems: list[str],
-                   points: dict[str, Any]) -> tuple[Any, ...]:
-    """The [signal.NAME] sections (adrgw/signals.py), checked against the built-in points."""
-    from adrgw.bacnet import points as P
-    from adrgw.core.signals import parse_sections
-
+                   points: Mapping[str, Any], parts: Sequence[ConfigPart]) -> tuple[Any, ...]:
+    """The [signal.NAME] sections (adrgw/config/signals.py), checked against the built-in points."""
     level_name = points.get("event_level") or "ADR-Event-Level"
-    specs = P.point_specs(level_name)
+    reserved: dict[int, str] = {}
+    reserved_names: list[str] = []
+    for part in parts:
+        if part.builtin_points is not None:
+            instances, names = part.builtin_points(level_name)
+            reserved.update(instances)
+            reserved_names += names
+    parsers: dict[str, KeyParser] = {}
+    for part in parts:
+        parsers.update(part.keys.get("signal.", {}))
     return parse_sections(parser, name, problems, points.get("signal_name"),
-                          reserved={s.instance: s.name for s in specs if s.kind == "analog"},
-                          reserved_names=[s.name for s in specs])
+                          reserved=reserved, reserved_names=reserved_names, parsers=parsers)
 
 
-_REPORT_SCHEMA: dict[str, tuple[Callable[[str], object], object]] = {
+_REPORT_SCHEMA: dict[str, tuple[KeyParser, object]] = {
     "address": (parse_bacnet_address, REQUIRED),
-    "object": (parse_object, REQUIRED),
-    "property": (parse_property, "presentValue"),
-    "resource_id": (_nonempty, None),
-    "measurement": (_measurement, "power_real"),
-    "unit": (_nonempty, "kW"),
-    "scale": (_number(float, -1e12, 1e12), 1.0),
+    "object": (object_syntax, REQUIRED),
+    "property": (nonempty, "presentValue"),
+    "resource_id": (nonempty, None),
+    "measurement": (_lower_word, "power_real"),
+    "unit": (nonempty, "kW"),
+    "scale": (number(float, -1e12, 1e12), 1.0),
 }
 
 
-def _report_point(section: configparser.SectionProxy, title: str, name: str,
-                  problems: list[str]) -> Optional[ReportPoint]:
+def _report_point(section: configparser.SectionProxy, title: str, name: str, problems: list[str],
+                  schema: Schema, checks: Sequence[SectionCheck]) -> Optional[ReportPoint]:
     """One [report.NAME] section, or None with its problems appended."""
     before = len(problems)
     point_name = title[len("report."):]
@@ -812,9 +768,9 @@ def _report_point(section: configparser.SectionProxy, title: str, name: str,
         problems.append(f"{name}: [{title}]: the name after 'report.' may use letters, digits, _ . and - only")
     values: dict[str, Any] = {}
     for key in section:
-        if key not in _REPORT_SCHEMA:
-            problems.append(f"{name}: [{title}] {key}: unknown key{inifile.did_you_mean(key, _REPORT_SCHEMA)}")
-    for key, (parse, default) in _REPORT_SCHEMA.items():
+        if key not in schema:
+            problems.append(f"{name}: [{title}] {key}: unknown key{inifile.did_you_mean(key, schema)}")
+    for key, (parse, default) in schema.items():
         raw = section.get(key, "").strip()
         if not raw:
             if default is REQUIRED:
@@ -826,10 +782,8 @@ def _report_point(section: configparser.SectionProxy, title: str, name: str,
         except ValueError as exc:
             problems.append(f"{name}: [{title}] {key}: {exc}")
     if len(problems) == before:
-        try:
-            measurement_unit(values["measurement"], values["unit"])
-        except ValueError as exc:
-            problems.append(f"{name}: [{title}] unit: {exc}")
+        for check in checks:
+            check(values, f"{name}: [{title}]", problems)
     if len(problems) > before:
         return None
     object_type, instance = values["object"]
@@ -837,66 +791,6 @@ def _report_point(section: configparser.SectionProxy, title: str, name: str,
                        property_id=values["property"], resource_id=values["resource_id"] or point_name,
                        measurement=values["measurement"], unit=values["unit"], scale=values["scale"])
 
-
-_WRITE_KEYS = ("address", "object", "property", "priority", "values")
-
-
-def _write_target(section: configparser.SectionProxy, title: str, name: str,
-                  problems: list[str]) -> Optional[WriteTarget]:
-    """One [write.NAME] section, or None with its problems appended."""
-    before = len(problems)
-    target_name = title[len("write."):]
-
-    def problem(key: str, text: str) -> None:
-        problems.append(f"{name}: [{title}] {key}: {text}")
-
-    if not re.match(r"^[A-Za-z0-9_-]+$", target_name):
-        problems.append(f"{name}: [{title}]: the name after 'write.' may use letters, digits, _ and - only")
-    for key in section:
-        if key not in _WRITE_KEYS:
-            problem(key, "unknown key" + inifile.did_you_mean(key, _WRITE_KEYS))
-    address = obj = None
-    prop, priority = "presentValue", 10
-    if not section.get("address", "").strip():
-        problem("address", "required but missing")
-    else:
-        try:
-            address = parse_bacnet_address(section["address"])
-        except ValueError as exc:
-            problem("address", str(exc))
-    if not section.get("object", "").strip():
-        problem("object", "required but missing")
-    else:
-        try:
-            obj = parse_object(section["object"])
-            target_kind(obj[0])
-        except ValueError as exc:
-            problem("object", str(exc))
-            obj = None
-    if section.get("property", "").strip():
-        try:
-            prop = parse_property(section["property"])
-        except ValueError as exc:
-            problem("property", str(exc))
-    if section.get("priority", "").strip():
-        try:
-            priority = _number(int, 1, 16)(section["priority"])
-            if priority <= 2:
-                problem("priority", f"{priority} is reserved for life safety (use 3..16)")
-        except ValueError as exc:
-            problem("priority", str(exc))
-    values: tuple[tuple[float, object], ...] = ()
-    if not section.get("values", "").strip():
-        problem("values", "required but missing (e.g. 1=74.0, 2=76.0)")
-    elif obj is not None:
-        try:
-            values = parse_values(target_kind(obj[0]), section["values"])
-        except ValueError as exc:
-            problem("values", str(exc))
-    if len(problems) > before or address is None or obj is None:
-        return None
-    return WriteTarget(name=target_name, address=address, object_type=obj[0], instance=obj[1],
-                       property_id=prop, priority=priority, values=values)
 
 
 def summary(settings: Settings) -> list[str]:

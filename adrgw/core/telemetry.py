@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
+from adrgw.core.ratelog import Summary
 from adrgw.persist.store import OWED_FROM_SQL
 
 if TYPE_CHECKING:
@@ -53,8 +54,7 @@ class SampleQueue:
         self.delivered = 0
         self.stored = 0  # samples inserted (all streams), for /metrics
         self.unstored = 0  # samples that could not be stored (storage fault): lost, counted
-        self._dropped_unreported = 0
-        self._last_warning: Optional[float] = None
+        self._drop_log = Summary(self.WARN_EVERY)
 
     async def open(self) -> None:
         self._count = await self._store.call(_count_owed)
@@ -101,14 +101,11 @@ class SampleQueue:
 
     def _note_dropped(self, dropped: int) -> None:
         self.dropped += dropped
-        self._dropped_unreported += dropped
-        now = time.monotonic()
-        if self._last_warning is None or now - self._last_warning >= self.WARN_EVERY:
+        covered = self._drop_log.hit(time.monotonic(), count=dropped)
+        if covered is not None:
             log.warning("telemetry backlog full (%d samples, [state] max_backlog_hours): dropped the %d "
-                        "oldest undelivered sample(s)%s", self._max, self._dropped_unreported,
-                        "" if self._last_warning is None else " in the last hour")
-            self._dropped_unreported = 0
-            self._last_warning = now
+                        "oldest undelivered sample(s)%s", self._max, covered,
+                        "" if covered == self._drop_log.total else " in the last hour")
 
     async def peek(self, limit: int) -> list[tuple[int, Sample]]:
         """The oldest undelivered samples of the [meter] stream (see peek_streams for all)."""

@@ -29,7 +29,8 @@ from adrgw.openadr import reports as R
 from adrgw.persist import store as S
 from adrgw.persist.store import StoreFault
 from adrgw.config.settings import MeterSettings, ReportPoint
-from adrgw.core.lograte import DeliverySummary
+from adrgw.openadr.config import measurement_unit
+from adrgw.core.ratelog import DeliverySummary
 from adrgw.openadr.oadr_report import OutInterval, OutReport, ResourceStatus, update_report
 from adrgw.openadr.payloads import response_code as _response_code
 from adrgw.core.telemetry import SampleQueue
@@ -189,8 +190,10 @@ class ReportService:
         and METADATA_TELEMETRY_STATUS when [ven] status_report is on."""
         m = self.meter
         now = datetime.now(timezone.utc)
-        descriptions = [self._description(self.meter_r_id, m.resource_id, m.measurement, m.oadr_unit_scale)]
-        descriptions += [self._description(p.name, p.resource_id, p.measurement, p.oadr_unit_scale)
+        descriptions = [self._description(self.meter_r_id, m.resource_id, m.measurement,
+                                         measurement_unit(m.measurement, m.unit))]
+        descriptions += [self._description(p.name, p.resource_id, p.measurement,
+                                          measurement_unit(p.measurement, p.unit))
                          for p in self.points]
         out = [objects.Report(report_specifier_id=self.usage_id, report_name=enums.REPORT_NAME.METADATA_TELEMETRY_USAGE,
                               report_descriptions=descriptions, created_date_time=now,

@@ -6,7 +6,7 @@ there already; what only the running process knows (registration, last contact w
 delivery, the meter's last read) is written here every SNAPSHOT_SECONDS as one JSON value under the
 store key ``status_snapshot``, and once more at a clean stop with ``running: false``.
 
-The same loop logs the backlog line while the VTN is unreachable (lograte.BacklogNotice): both are
+The same loop logs the backlog line while the VTN is unreachable (ratelog.BacklogNotice): both are
 "every few seconds, look at the gateway's state".
 """
 
@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
 from adrgw import __version__
-from adrgw.core.lograte import BacklogNotice
+from adrgw.core.ratelog import BacklogNotice
 
 if TYPE_CHECKING:
     from adrgw.app import Gateway

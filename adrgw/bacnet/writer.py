@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from adrgw.config.settings import WriteTarget
-from adrgw.openadr.ven import Backoff
+from adrgw.core.backoff import Backoff
 
 log = logging.getLogger("adrgw.writer")
 

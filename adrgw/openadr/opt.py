@@ -28,7 +28,8 @@ from typing import Any, Optional, Protocol
 from openleadr import utils
 
 from adrgw.openadr.payloads import response_code as _response_code
-from adrgw.openadr.ven import RETRY_INITIAL, Backoff, VtnError, VtnProtocolError
+from adrgw.core.backoff import Backoff
+from adrgw.openadr.ven import RETRY_INITIAL, VtnError, VtnProtocolError
 
 log = logging.getLogger("adrgw.opt")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 import ssl
 from datetime import datetime, timedelta, timezone
@@ -33,6 +32,7 @@ from openleadr.messaging import parse_message, validate_xml_schema, validate_xml
 from adrgw.config.settings import MeterSettings, VenSettings
 from adrgw.openadr.oadr_fixes import create_party_registration
 from adrgw.openadr.report_service import ReportService, Transport
+from adrgw.core.backoff import Backoff
 from adrgw.core.ratelog import Summary
 from adrgw.core.supervise import TaskHealth, supervised
 from adrgw.openadr.payloads import response_code as _response_code
@@ -88,22 +88,6 @@ def _kind(exc: Exception) -> str:
 
 class NotRegistered(VtnError):
     """The VTN says we are not (or no longer) registered."""
-
-
-class Backoff:
-    """Capped exponential backoff with +-20 % jitter, so a fleet does not retry in lockstep."""
-
-    def __init__(self, initial: float, cap: float) -> None:
-        self.initial, self.cap = initial, cap
-        self.attempt = 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.initial * (2 ** self.attempt))
-        self.attempt += 1
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class GatewayClient(OpenADRClient):

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Optional
 
+from adrgw.core.clock import utc_now as _utc_now
 from adrgw.core.schedule import CANCELLED, COMPLETED, Event, event_from_dict, event_to_dict
 from adrgw.persist.store import OWED_FROM_SQL
 from adrgw.core.telemetry import Sample
@@ -32,10 +33,6 @@ CREATE TABLE IF NOT EXISTS event_history (event_id TEXT PRIMARY KEY, data TEXT N
 """
 
 Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class MeterHistory:

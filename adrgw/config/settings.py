@@ -62,6 +62,7 @@ class VenSettings:
     status_report: bool = False  # offer TELEMETRY_STATUS (online, manual override) at registration
     group_ids: tuple[str, ...] = ()  # eiTarget groupIDs/groupNames this VEN belongs to (targeting.py)
     party_ids: tuple[str, ...] = ()  # eiTarget partyIDs this VEN belongs to
+    protocol: str = "2.0b"  # [ven] protocol: which OpenADR adapter (issue 19/20)
 
 
 @dataclass(frozen=True)

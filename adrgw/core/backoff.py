@@ -16,17 +16,19 @@ JITTER = 0.2  # each wait is the nominal delay times a factor drawn in [1 - JITT
 class Backoff:
     """Capped exponential backoff with +-20 % jitter, never above ``cap``."""
 
-    def __init__(self, initial: float, cap: float, uniform: Callable[[float, float], float] = random.uniform) -> None:
+    def __init__(self, initial: float, cap: float, uniform: Callable[[float, float], float] = random.uniform,
+                 jitter: float = JITTER) -> None:
         """``uniform``: the jitter's random source (``random.uniform``; tests pass their own)."""
         self.initial, self.cap = initial, cap
         self.attempt = 0
         self._uniform = uniform
+        self._jitter = jitter
 
     def next(self) -> float:
         """The wait before the next attempt (seconds); each call counts one more failure."""
-        delay = min(self.cap, self.initial * (2 ** self.attempt))
+        delay = min(self.cap, self.initial * (2.0 ** self.attempt))
         self.attempt += 1
-        return min(self.cap, delay * self._uniform(1.0 - JITTER, 1.0 + JITTER))
+        return min(self.cap, delay * self._uniform(1.0 - self._jitter, 1.0 + self._jitter))
 
     def reset(self) -> None:
         """The operation succeeded: the next failure waits ``initial`` again."""

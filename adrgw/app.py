@@ -38,7 +38,7 @@ from adrgw.bacnet.device import MeterReadError
 
 log = logging.getLogger("adrgw")
 
-# SIGINT/SIGTERM: in-flight work gets this long before it is abandoned (DESIGN.md section 1).
+# SIGINT/SIGTERM: in-flight work gets this long before it is abandoned (docs/architecture.md).
 SHUTDOWN_GRACE = 5.0
 # Exit code after a BACnet ReinitializeDevice (warmstart/coldstart): a clean stop, non-zero so that
 # systemd's Restart=on-failure starts the gateway again (EX_TEMPFAIL, "try again"). Issue 13.

@@ -261,7 +261,7 @@ async def test_opt_changes_flow_out_through_the_opt_port() -> None:
                                                 OptChange("e4", Revision.number(0), True)))
     assert gw.level == 0.0
     await gw.controller.set_opt_out(False)
-    assert gw.adapter.opts.sent[-1][0] == "in" and gw.level == 3.0  # e4 wins: the most recent
+    assert [kind for kind, _ in gw.adapter.opts.sent][-1] == "in" and gw.level == 3.0  # e4 wins: the most recent
 
 
 async def test_outcomes_are_typed_for_the_adapter() -> None:

@@ -1,7 +1,7 @@
 """The OpenADR 2.0b side: registration with retry, polling, events, and telemetry reports.
 
 openleadr's ``OpenADRClient`` builds, signs and parses the messages; we drive the lifecycle
-ourselves because its ``run()`` has gaps a gateway cannot live with (DESIGN.md section 2):
+ourselves because its ``run()`` has gaps a gateway cannot live with (docs/architecture.md):
 
 * ``run()`` gives up when the VTN is down at start (``registration_id=None``) and a second
   ``run()`` fails with "Session is closed": we retry registration forever with capped backoff.

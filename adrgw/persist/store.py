@@ -1,7 +1,7 @@
 """Persistence in ``[state] directory``: one sqlite3 file, used from one worker thread.
 
 sqlite3 is synchronous; every call runs on a dedicated single-thread executor so the event loop never
-waits on the disk (DESIGN.md: never block the loop). Writes are committed with synchronous=FULL in WAL
+waits on the disk (the loop also serves BACnet and the VTN: it must never block). Writes are committed with synchronous=FULL in WAL
 mode: a sample that ``put`` returned for survives kill -9 and power loss.
 
 A file that sqlite cannot open or that fails its integrity check is moved aside (``*.corrupt-<time>``)

@@ -1,7 +1,9 @@
 """The one asyncio loop: BACnet device, VTN link, meter sampler and the event timer, tied together.
 
-Data flows one way: VTN -> VtnLink -> EventController (pure schedule) -> BACnet points;
-meter -> Sampler -> SampleQueue -> VtnLink reports.
+The composition root: every collaborator is built here (or by the protocol adapter chosen from
+``[ven] protocol``, adrgw/links.py) and handed in through constructors; the ports are in
+adrgw/core/ports.py. Data flows one way: VTN -> VtnLink -> Distribution -> EventController (pure
+schedule) -> BACnet points; meter -> Sampler -> SampleQueue -> the adapter's reports -> VTN.
 """
 
 from __future__ import annotations
@@ -17,23 +19,26 @@ from adrgw.ops import snapshot
 from adrgw.bacnet.device import GatewayDevice, PointRef
 from adrgw.core.clockwatch import ClockWatch
 from adrgw.config.settings import Settings
-from adrgw.core.events import EventController, utc_now
+from adrgw.core.clock import utc_now
+from adrgw.core.events import EventController
+from adrgw.core.model import ResourceStatus
 from adrgw.persist.history import EventHistory, MeterHistory
 from adrgw.ops.metrics import Metrics
 from adrgw.ops.web import StatusServer, WebStartError
 from adrgw.core.targeting import Identity
-from adrgw.openadr.report_service import ReportService
+from adrgw.links import make_adapter, sample_ledger
 from adrgw.core.gatewaystatus import gateway_status
 from adrgw.core.supervise import TaskHealth, supervised
 from adrgw.ops.sdnotify import Notifier
 from adrgw.persist.store import Store
 from adrgw.bacnet.writer import WriteThrough
-from adrgw.core.telemetry import Sample, SampleQueue, Sampler
-from adrgw.openadr.ven import VtnLink
+from adrgw.core.telemetry import Sample, Sampler
+from adrgw.persist.samples import SampleQueue
+from adrgw.bacnet.device import MeterReadError
 
 log = logging.getLogger("adrgw")
 
-# SIGINT/SIGTERM: in-flight work gets this long before it is abandoned (DESIGN.md section 1).
+# SIGINT/SIGTERM: in-flight work gets this long before it is abandoned (docs/architecture.md).
 SHUTDOWN_GRACE = 5.0
 # Exit code after a BACnet ReinitializeDevice (warmstart/coldstart): a clean stop, non-zero so that
 # systemd's Restart=on-failure starts the gateway again (EX_TEMPFAIL, "try again"). Issue 13.
@@ -56,22 +61,24 @@ class Gateway:
                                     extra_points=tuple(signal_point_specs(s.signals)),
                                     on_opt_out=lambda active, source: self.controller.set_opt_out(active),
                                     on_reinitialize=lambda state: self.reinitialize.set())
-        self.controller = EventController(self.device, self.store, s.points.event_level,
-                                          signal_name=s.points.signal_name,
-                                          apply_test_events=s.points.apply_test_events,
-                                          signal_points=s.signals, identity=self.identity)
         self.samples = SampleQueue(self.store, max_samples=max(1, int(s.state.max_backlog_hours * 3600
-                                                                         / s.meter.interval)))
+                                                                         / s.meter.interval)),
+                                   ledger=sample_ledger(s))
         self.tasks = TaskHealth()
-        self.reports = ReportService(s.meter, s.reports, self.samples, self.store, status=self.status,
-                                     status_report=s.ven.status_report, history_hours=s.state.history_hours,
-                                     retry_max=s.ven.retry_max)
-        self.link = VtnLink(s.ven, s.meter, self.samples, self.controller.on_distribution, store=self.store,
-                            report_service=self.reports, tasks=self.tasks)
-        self.controller.send_opts = self.link.opts.queue_answers
-        self.controller.opts = self.link.opts
+        # [http] listen: status page, /metrics, /healthz (web.py); histories for the page (history.py).
+        self.meter_history = MeterHistory(self.store, self.samples.ledger)
+        self.event_history = EventHistory(self.store)
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
-        self.controller.on_level = self.write_through.set_level
+        # The protocol adapter first: the core sends the building's opt changes to it, and its link
+        # then feeds the core (identity and status are read when called, not now).
+        self.adapter = make_adapter(s, self.store, self.samples, self.status, self.tasks)
+        self.reports = self.adapter.reports
+        self.controller = EventController(self.device, self.store, s.points.event_level,
+                                          apply_test_events=s.points.apply_test_events,
+                                          signal_points=s.signals, identity=self.identity, opts=self.adapter.opts,
+                                          on_level=self.write_through.set_level,
+                                          on_events=self.event_history.observe if s.http.listen is not None else None)
+        self.link = self.adapter.link(self.controller)
         # ReinitializeDevice: run_until_signal stops everything (relinquishing write-through slots,
         # persisting state) and exits with EXIT_REINITIALIZE.
         self.reinitialize = asyncio.Event()
@@ -79,7 +86,7 @@ class Gateway:
         self.report_refs = {p.name: PointRef(p.address, p.object_type, p.instance, p.property_id)
                             for p in s.reports}
         self.sampler = Sampler(self._read_meter, self.samples, s.meter.interval, s.meter.scale,
-                               describe=str(self.meter_ref),
+                               describe=str(self.meter_ref), read_errors=(MeterReadError,),
                                on_sample=self._sampled,
                                on_failure=self.device.set_meter_fault,
                                extra_read=self._read_report_points if s.reports else None,
@@ -88,9 +95,6 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
         self._stopped = False
-        # [http] listen: status page, /metrics, /healthz (web.py); histories for the page (history.py).
-        self.meter_history = MeterHistory(self.store)
-        self.event_history = EventHistory(self.store)
         self.metrics = Metrics(self, clock=utc_now)
         self.web: Optional[StatusServer] = None
         self.web_error: Optional[str] = None
@@ -127,7 +131,7 @@ class Gateway:
     def identity(self) -> Identity:
         """Who eiTarget may name: our venID (once registered), our resources, groups and parties."""
         s = self.settings
-        return Identity(ven_id=self.link.ven_id,
+        return Identity(ven_id=self.link.state().ven_id,
                         resource_ids=frozenset([s.meter.resource_id] + [p.resource_id for p in s.reports]),
                         group_ids=frozenset(s.ven.group_ids), party_ids=frozenset(s.ven.party_ids))
 
@@ -149,19 +153,18 @@ class Gateway:
             parts.append(f"restarting task(s) {', '.join(sorted(self.tasks.dead))}")
         return "; ".join(parts)
 
-    def status(self) -> dict[str, float]:
-        """TELEMETRY_STATUS values: online (the gateway reports, so it is), manual override
+    def status(self) -> ResourceStatus:
+        """For the VTN (2.0b TELEMETRY_STATUS): online (the gateway reports, so it is), manual override
         (ADR-Opt-Out active) and the level on ADR-Event-Level (oadrLoadControlState level offset)."""
-        return {"online": 1.0, "manual_override": 1.0 if self.controller.opt_out else 0.0,
-                "level": float(self.device.level)}
+        return ResourceStatus(online=True, manual_override=self.controller.opt_out, level=float(self.device.level))
 
     def gateway_status(self) -> int:
         """ADR-Gateway-Status's present value now (gatewaystatus.py decides)."""
-        return gateway_status(self.link.online(), self.sampler.failures, self.store.healthy)
+        return gateway_status(self.link.state().online, self.sampler.failures, self.store.healthy)
 
     async def _watch_vtn(self) -> None:
         while True:
-            self.device.set_value(P.VTN_ONLINE, self.link.online())
+            self.device.set_value(P.VTN_ONLINE, self.link.state().online)
             self.device.set_value(P.GATEWAY_STATUS, self.gateway_status())
             await asyncio.sleep(VTN_WATCH_SECONDS)
 
@@ -185,7 +188,6 @@ class Gateway:
         if self.settings.http.listen is not None:
             await self.meter_history.open()
             await self.event_history.open()
-            self.controller.on_events = self.event_history.observe
         await self.device.start()
         self.device.bound_apdu_timeout(self.settings.meter.timeout)
         await self.write_through.start()

@@ -17,7 +17,9 @@ from bacpypes3.primitivedata import ObjectIdentifier
 
 from adrgw.demo.embedded import DemoVtn, free_port
 from adrgw.persist.store import Store
-from adrgw.core.telemetry import Sample, SampleQueue
+from adrgw.core.telemetry import Sample
+from adrgw.openadr.report_store import LEDGER
+from adrgw.persist.samples import SampleQueue
 
 from .acks import acknowledge, start_usage_request
 from .conftest import gateway_settings, wait_for
@@ -44,7 +46,7 @@ def assert_exactly_once_in_order_matching_meter(readings: list[tuple[datetime, f
 async def test_queue_is_durable_deduplicates_and_acks(tmp_path) -> None:
     store = Store(tmp_path)
     await store.open()
-    queue = SampleQueue(store, max_samples=100)
+    queue = SampleQueue(store, max_samples=100, ledger=LEDGER)
     await queue.open()
     assert await queue.put(Sample(T0, 1.5))
     assert not await queue.put(Sample(T0, 9.9))  # same cadence instant: kept once
@@ -58,7 +60,7 @@ async def test_queue_is_durable_deduplicates_and_acks(tmp_path) -> None:
     await store.close()
     store2 = Store(tmp_path)
     await store2.open()
-    queue2 = SampleQueue(store2, max_samples=100)
+    queue2 = SampleQueue(store2, max_samples=100, ledger=LEDGER)
     await queue2.open()
     assert len(queue2) == 1
     assert [(s.timestamp, s.value) for _, s in await queue2.peek(10)] == [(T0 + timedelta(seconds=10), 2.5)]
@@ -69,7 +71,8 @@ async def test_queue_bound_drops_oldest_and_warns_once(tmp_path, caplog) -> None
     caplog.set_level(logging.WARNING, logger="adrgw")
     store = Store(tmp_path)
     await store.open()
-    queue = SampleQueue(store, max_samples=3)
+    queue = SampleQueue(store, max_samples=3, ledger=LEDGER)
+    await queue.open()
     for n in range(10):
         await queue.put(Sample(T0 + timedelta(seconds=n), float(n)))
     assert len(queue) == 3 and queue.dropped == 7
@@ -83,7 +86,7 @@ async def test_corrupt_state_file_is_moved_aside_and_the_store_starts_empty(tmp_
     (tmp_path / "gateway.sqlite3").write_bytes(b"this is not a database" * 100)
     store = Store(tmp_path)
     await store.open()
-    queue = SampleQueue(store, max_samples=10)
+    queue = SampleQueue(store, max_samples=10, ledger=LEDGER)
     await queue.open()
     assert len(queue) == 0
     assert list(tmp_path.glob("gateway.sqlite3.corrupt-*"))

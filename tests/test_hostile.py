@@ -24,7 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adrgw.demo.embedded import free_port
-from adrgw.core.schedule import Event, event_from_oadr
+from adrgw.core.schedule import Event
+from adrgw.openadr.events import event_from_oadr
 
 from .conftest import gateway_settings, wait_for
 from .test_interop import PROBE, interop_python

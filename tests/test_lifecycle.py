@@ -58,7 +58,7 @@ async def test_modification_while_active_replaces_the_levels(vtn, meter, start_g
     await wait_for(lambda: gateway.device.level == 1.0, 5, what="level 1")
     vtn.modify_event(ven, event_id, [3.0, 3.0])  # openleadr's VTN allows SIMPLE levels 0..3 only
     await wait_for(lambda: gateway.device.level == 3.0, 5, what="the modified level")
-    assert gateway.controller.events[event_id].modification_number == 1
+    assert gateway.controller.events[event_id].revision.label == "1"
 
 
 async def test_priorities_implied_and_explicit_cancellation(vtn, meter, start_gateway, tmp_path) -> None:

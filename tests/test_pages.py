@@ -17,8 +17,10 @@ from adrgw.ops.chart import GAP_INTERVALS, ChartData, downsample, render_chart, 
 from adrgw.core.health import Health
 from adrgw.persist.history import EventHistory, MeterHistory, RETENTION
 from adrgw.ops.pages import render_page
+from adrgw.core.revision import Revision
 from adrgw.core.schedule import Event, Interval
 from adrgw.ops.statusview import PageView, WriteRow
+from adrgw.persist.samples import EVERYTHING_OWED
 from adrgw.persist.store import Store
 from adrgw.core.telemetry import Sample
 from adrgw.ops.timeline import EventRecord, render_event_table, render_timeline
@@ -97,16 +99,16 @@ def test_a_lone_sample_between_gaps_is_a_dot() -> None:
 def event(event_id: str, start: datetime, levels: list[float], step: timedelta = timedelta(minutes=10),
           **kw: object) -> Event:
     intervals = tuple(Interval(start + n * step, start + (n + 1) * step, lv) for n, lv in enumerate(levels))
-    kw.setdefault("modification_number", 0)
+    kw.setdefault("revision", Revision.number(0))
     return Event(event_id=event_id, intervals=intervals, **kw)  # type: ignore[arg-type]
 
 
 def test_timeline_marks_intervals_levels_and_what_happened() -> None:
     past = EventRecord(event(
-        "ev-past", NOW - timedelta(hours=20), [1, 2], modification_number=2, opted_out=True,
+        "ev-past", NOW - timedelta(hours=20), [1, 2], revision=Revision.number(2), opted_out=True,
         offset=timedelta(seconds=30), start_after=timedelta(seconds=60)),
         first_seen=NOW - timedelta(hours=21),
-        modifications=((0, NOW - timedelta(hours=21)), (2, NOW - timedelta(hours=20, minutes=5))))
+        modifications=(("0", NOW - timedelta(hours=21)), ("2", NOW - timedelta(hours=20, minutes=5))))
     cancelled = EventRecord(replace(event("ev-cancel", NOW - timedelta(minutes=5), [3, 3]), cancelled=True,
                                     cancel_at=NOW - timedelta(minutes=2)), first_seen=NOW - timedelta(hours=1))
     removed = EventRecord(event("ev-gone", NOW + timedelta(hours=1), [1]), first_seen=NOW,
@@ -192,15 +194,15 @@ async def test_event_history_keeps_modifications_removals_and_survives_a_restart
     e0 = event("ev", NOW + timedelta(minutes=1), [1.0])
     history.observe({"ev": e0})
     clock[0] = NOW + timedelta(seconds=5)
-    history.observe({"ev": replace(e0, modification_number=1, intervals=(replace(e0.intervals[0], level=2.0),))})
+    history.observe({"ev": replace(e0, revision=Revision.number(1), intervals=(replace(e0.intervals[0], level=2.0),))})
     clock[0] = NOW + timedelta(seconds=9)
     history.observe({})  # no longer listed, not finished: implied cancellation
     await history.flush()
     record = history.records["ev"]
-    assert [n for n, _ in record.modifications] == [0, 1] and record.removed_at == NOW + timedelta(seconds=9)
+    assert [n for n, _ in record.modifications] == ["0", "1"] and record.removed_at == NOW + timedelta(seconds=9)
     assert record.event.intervals[0].level == 2.0 and record.end == NOW + timedelta(seconds=9)
     clock[0] = NOW + timedelta(seconds=20)
-    history.observe({"other": replace(e0, event_id="other", cancelled=True, modification_number=3)})
+    history.observe({"other": replace(e0, event_id="other", cancelled=True, revision=Revision.number(3))})
     assert history.records["other"].cancelled_at == NOW + timedelta(seconds=20)
     history.observe({})  # a cancelled event the VTN forgets is not "removed" again
     assert history.records["other"].removed_at is None
@@ -218,7 +220,7 @@ async def test_event_history_keeps_modifications_removals_and_survives_a_restart
 async def test_meter_history_window_and_queued_instants(tmp_path) -> None:
     store = Store(tmp_path)
     await store.open()
-    history = MeterHistory(store)
+    history = MeterHistory(store, EVERYTHING_OWED)
     await history.open()
     for k in range(5):
         history.record(Sample(datetime.fromtimestamp(T1 - 50 + 10 * k, timezone.utc), float(k)))

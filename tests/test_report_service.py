@@ -308,7 +308,7 @@ async def test_disk_refusing_the_cursor_commit_is_logged_retried_and_sends_nothi
     The fault is injected into the real store (sqlite's own error for a full disk)."""
     import sqlite3
 
-    from adrgw.persist import store as S
+    from adrgw.openadr import report_store as S
 
     vtn = schema_vtn
     gateway = await started(vtn, clock_meter, start_gateway, tmp_path)

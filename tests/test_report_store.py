@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from adrgw.persist import store as S
+from adrgw.core.telemetry import Sample
+from adrgw.openadr import report_store as S
+from adrgw.persist.samples import SampleQueue
 from adrgw.persist.store import Store
-from adrgw.core.telemetry import Sample, SampleQueue
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 t0 = T0.timestamp()
@@ -21,6 +22,7 @@ async def fill(queue: SampleQueue, n: int) -> None:
 async def test_requests_and_cursors_survive_a_reopen(tmp_path) -> None:
     store = Store(tmp_path)
     await store.open()
+    await store.call(S.create_tables)
     await store.call(S.save_report_requests, [], [("tu-1", "usage", '{"x": 1}', None),
                                                   ("hu-1", "history", '{"x": 2}', t0)])
     await store.call(S.commit_report_cursor, "tu-1", t0 + 50, "TU", False)
@@ -38,7 +40,7 @@ async def test_requests_and_cursors_survive_a_reopen(tmp_path) -> None:
 async def test_undelivered_history_kept_and_pruned(tmp_path) -> None:
     store = Store(tmp_path)
     await store.open()
-    queue = SampleQueue(store, max_samples=100)
+    queue = SampleQueue(store, max_samples=100, ledger=S.LEDGER)
     await queue.open()
     await fill(queue, 10)
     assert len(queue) == 10  # nothing delivered yet: everything is owed
@@ -58,7 +60,7 @@ async def test_undelivered_history_kept_and_pruned(tmp_path) -> None:
 async def test_backlog_bound_drops_only_undelivered_samples_and_keeps_history(tmp_path) -> None:
     store = Store(tmp_path)
     await store.open()
-    queue = SampleQueue(store, max_samples=3)
+    queue = SampleQueue(store, max_samples=3, ledger=S.LEDGER)
     await queue.open()
     await store.call(S.save_report_requests, [], [("tu-1", "usage", "{}", t0)])
     await store.call(S.commit_report_cursor, "tu-1", t0 + 20, "TU", False)  # 00 and 10 delivered

@@ -20,7 +20,9 @@ from adrgw.core.health import METER_FAILING_READS
 from adrgw.core.ratelog import Summary
 from adrgw.persist.store import RESERVE_NAME, Store
 from adrgw.core.supervise import TaskHealth, restart_delay, supervised
-from adrgw.core.telemetry import Sample, SampleQueue, next_tick, plan
+from adrgw.core.telemetry import Sample, next_tick, plan
+from adrgw.openadr.report_store import LEDGER
+from adrgw.persist.samples import SampleQueue
 
 from .acks import acknowledge, start_usage_request
 
@@ -179,7 +181,7 @@ async def test_full_disk_ack_commits_through_the_reserve_and_the_episode_ends_by
     store = Store(tiny_disk / "state")
     await store.open()
     assert (tiny_disk / "state" / RESERVE_NAME).exists()
-    queue = SampleQueue(store, max_samples=1000)
+    queue = SampleQueue(store, max_samples=1000, ledger=LEDGER)
     await queue.open()
     await start_usage_request(store)
     for n in range(5):
@@ -206,7 +208,7 @@ async def test_full_disk_ack_commits_through_the_reserve_and_the_episode_ends_by
     # after a restart the acknowledged samples are not owed any more (no duplicate), the others are
     store2 = Store(tiny_disk / "state")
     await store2.open()
-    queue2 = SampleQueue(store2, max_samples=1000)
+    queue2 = SampleQueue(store2, max_samples=1000, ledger=LEDGER)
     await queue2.open()
     left = [s.value for _, s in await queue2.peek(1000)]
     assert not {0.0, 1.0, 2.0} & set(left) and {3.0, 4.0} <= set(left)
@@ -218,7 +220,7 @@ async def test_removed_state_file_is_written_again_with_everything(tmp_path) -> 
 
     store = Store(tmp_path / "state")
     await store.open()
-    queue = SampleQueue(store, max_samples=100)
+    queue = SampleQueue(store, max_samples=100, ledger=LEDGER)
     await queue.open()
     await queue.put(Sample(T0, 1.0))
     await store.set("ven_id", "ven-7")
@@ -228,7 +230,7 @@ async def test_removed_state_file_is_written_again_with_everything(tmp_path) -> 
     await store.close()
     store2 = Store(tmp_path / "state")
     await store2.open()
-    queue2 = SampleQueue(store2, max_samples=100)
+    queue2 = SampleQueue(store2, max_samples=100, ledger=LEDGER)
     await queue2.open()
     assert [s.value for _, s in await queue2.peek(10)] == [1.0, 2.0]
     assert await store2.get("ven_id") == "ven-7"

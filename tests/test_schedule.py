@@ -8,7 +8,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from adrgw.core.schedule import Event, Interval, active, evaluate, event_from_oadr, merge, next_boundary
+from adrgw.core.revision import Revision
+from adrgw.core.schedule import Event, Interval, active, evaluate, merge, next_boundary
+from adrgw.openadr.events import event_from_oadr
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -17,7 +19,7 @@ def ev(event_id: str, levels: list[float], start: datetime = T0, step: float = 6
        priority: int = 0, cancelled: bool = False, seq: int = 0) -> Event:
     intervals = tuple(Interval(start + timedelta(seconds=n * step), start + timedelta(seconds=(n + 1) * step), lvl)
                       for n, lvl in enumerate(levels))
-    return Event(event_id, mod, intervals, priority=priority, cancelled=cancelled, seq=seq)
+    return Event(event_id, Revision.number(mod), intervals, priority=priority, cancelled=cancelled, seq=seq)
 
 
 def oadr(event_id: str = "e1", levels: tuple[float, ...] = (1.0, 2.0, 3.0), start: datetime = T0,

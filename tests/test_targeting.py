@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adrgw.settings_load import load
-from adrgw.core.schedule import Event, evaluate, event_from_dict, event_from_oadr, event_to_dict, with_offset
+from adrgw.core.schedule import Event, evaluate, event_from_dict, event_to_dict, with_offset
 from adrgw.core.signals import SignalPoint, value_at
-from adrgw.core.targeting import IDENTITY_KINDS, Identity, is_targeted, target_values
+from adrgw.core.targeting import IDENTITY_KINDS, Identity, is_targeted
+from adrgw.openadr.events import EventAnswers, event_from_oadr, target_values
 
 from .test_config import problems as config_problems
 
@@ -300,8 +301,9 @@ def test_controller_answers_every_event_whatever_its_target_and_never_raises(tar
         controller = EventController(device, identity=lambda: ME, signal_points=(PRICE,), clock=lambda: T0)
         raw = raw_event([signal("SIMPLE", [2]), signal("ELECTRICITY_PRICE", [0.5], "price")], targets)
         raw["event_descriptor"]["modification_number"] = mod
+        answers = EventAnswers(controller)
         for _ in range(2 if twice else 1):
-            responses = await controller.on_distribution([raw])
+            responses = await answers.distribute([raw])
             assert [r[0] for r in responses] == ["e1"]
         ours = is_targeted(target_values(raw), ME)
         code = responses[0][3]

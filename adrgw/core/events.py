@@ -2,7 +2,10 @@
 
 The decisions are the pure schedule's (schedule.py); this class adds what needs a clock, randomness,
 I/O or the device: choosing randomization offsets, the timer for the next boundary (plus a 1 s tick
-while a countdown is visible), opt-out, persistence, and the opt messages to send to the VTN.
+while a countdown is visible), targeting, opt-out, persistence, and the opt changes for the VTN.
+It is the core's EventSink (ports.py): a protocol adapter hands it a Distribution and maps the
+outcomes it returns to its own answers; it writes through a PointSink and sends opt changes to an
+OptPort, all given to its constructor.
 """
 
 from __future__ import annotations
@@ -12,44 +15,29 @@ import json
 import logging
 import random
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping, Optional, Protocol
 
-from adrgw.bacnet import points as P
+from adrgw.core import ports as P
+from adrgw.core.clock import Clock, utc_now
+from adrgw.core.model import Distribution, EventOutcome, OptChange, Outcome
+from adrgw.core.ports import OptPort, PointSink, Scheduler, Timer
+from adrgw.core.revision import Revision
 from adrgw.core.signals import SignalPoint, value_at
-from adrgw.core.targeting import TARGET_MISMATCH, Identity, describe, is_targeted, target_values
+from adrgw.core.targeting import Identity, is_targeted
 from adrgw.core.schedule import (ACTIVE, CANCELLED, COMPLETED, FAR, NEAR, STATUS_STATES, Event, evaluate,
-                       event_from_dict, event_from_oadr, event_to_dict, merge, with_offset)
+                       event_from_dict, event_to_dict, merge, with_offset)
 
 log = logging.getLogger("adrgw.events")
 
-Clock = Callable[[], datetime]
-OptResponse = tuple[str, int, str, int]  # event_id, modification_number, opt_type, response_code
-# OpenADR 2.0b response code for an event we could not understand.
-EVENT_REFUSED = 400
 # Countdown points (start-in, remaining) are refreshed at least this often while they show something.
 TICK_SECONDS = 1.0
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class Device(Protocol):
-    def set_value(self, name: str, value: Any) -> bool: ...
-
-    def set_level(self, value: float) -> bool: ...
-
-
-class OptSink(Protocol):
-    """Where EiOpt opts go (opt.OptService)."""
-
-    async def opted_out(self, events: list[tuple[str, int]]) -> None: ...
-
-    async def opted_in(self) -> None: ...
-
-
 class EventStore(Protocol):
+    """The state store as the controller uses it (persist/store.Store satisfies it): ``call`` runs
+    ``fn(connection, *args)`` on the store's thread; ``get``/``set`` a key. Storage faults raise."""
+
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
     async def get(self, key: str) -> Optional[str]: ...
@@ -66,41 +54,47 @@ def _save_events(db: Any, rows: list[tuple[str, str]]) -> None:
 
 def _load_events(db: Any) -> list[tuple[str, str]]:
     db.execute("CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, data TEXT NOT NULL)")
-    return db.execute("SELECT event_id, data FROM events").fetchall()
+    rows: list[tuple[str, str]] = db.execute("SELECT event_id, data FROM events").fetchall()
+    return rows
+
+
+def _call_later(delay: float, callback: Callable[[], None]) -> Timer:
+    return asyncio.get_running_loop().call_later(delay, callback)
 
 
 class EventController:
-    def __init__(self, device: Device, store: Optional[EventStore] = None, event_level_name: str = "ADR-Event-Level",
-                 signal_name: Optional[str] = None, apply_test_events: bool = False, clock: Clock = utc_now,
+    def __init__(self, device: PointSink, store: Optional[EventStore] = None, event_level_name: str = "ADR-Event-Level",
+                 apply_test_events: bool = False, clock: Clock = utc_now,
                  rng: Optional[random.Random] = None, signal_points: tuple[SignalPoint, ...] = (),
-                 identity: Callable[[], Identity] = Identity) -> None:
+                 identity: Callable[[], Identity] = Identity, opts: Optional[OptPort] = None,
+                 on_level: Optional[Callable[[float], None]] = None,
+                 on_events: Optional[Callable[[Mapping[str, Event]], None]] = None,
+                 schedule: Scheduler = _call_later) -> None:
         """``signal_points``: the [signal.NAME] points to keep right; ``identity``: who this VEN is
-        now (its venID is known only once registered), for eiTarget (targeting.py)."""
+        now (its venID is known only once registered), for target criteria (targeting.py);
+        ``opts``: where the building's opt changes go (None: nowhere, e.g. a test); ``on_level``:
+        called with the level whenever it changes (write-through follows the same level);
+        ``on_events``: called with the events after each refresh (the status page's event history);
+        ``schedule``: arms the timer for the next boundary (the loop's call_later; tests fake it)."""
         self.device = device
         self.store = store
         self.event_level_name = event_level_name
-        self.signal_name = signal_name
         self.apply_test_events = apply_test_events
         self.clock = clock
         self.rng = rng or random.Random()
         self.signal_points = signal_points
         self.identity = identity
-        self._not_ours_logged: set[tuple[str, str]] = set()
         self.events: dict[str, Event] = {}
         self.opt_out = False
         self._seq = 0
-        self._timer: Optional[asyncio.TimerHandle] = None
+        self._schedule = schedule
+        self._timer: Optional[Timer] = None
         self._statuses: dict[str, str] = {}
         self.active_event: Optional[str] = None
-        # Set by the VTN link: deliver these opt responses (event_id, modification_number, opt).
-        self.send_opts: Optional[Callable[[list[tuple[str, int, str]]], None]] = None
-        # Set by the VTN link: EiOpt (oadrCreateOpt / oadrCancelOpt) for ADR-Opt-Out.
-        self.opts: Optional[OptSink] = None
-        # Called with the level whenever it changes (write-through follows the same level).
-        self.on_level: Optional[Callable[[float], None]] = None
+        self.opts = opts
+        self.on_level = on_level
         self._notified_level: Optional[float] = None
-        # Called with the events after each refresh (the status page's event history watches them).
-        self.on_events: Optional[Callable[[dict[str, Event]], None]] = None
+        self.on_events = on_events
         self._unsaved = False  # a save failed (storage fault): persist_pending() saves again
 
     # -- persistence ------------------------------------------------------------------------------
@@ -147,65 +141,54 @@ class EventController:
 
     # -- the VTN's distributions ---------------------------------------------------------------------
 
-    async def on_distribution(self, raw_events: list[dict[str, Any]]) -> list[OptResponse]:
-        """Merge one oadrDistributeEvent; return the opt response for each event."""
+    async def apply(self, distribution: Distribution) -> list[EventOutcome]:
+        """Merge one distribution (every event the VTN lists for us); the outcome for each event
+        (none for an event already over: nothing to opt into)."""
         now = self.clock()
+        me = self.identity()
         parsed: list[Event] = []
-        responses: list[OptResponse] = []
+        outcomes: list[EventOutcome] = []
         listed: set[str] = set()
-        foreign: set[tuple[str, str]] = set()
-        for raw in raw_events:
-            descriptor = raw.get("event_descriptor") if isinstance(raw, dict) else None
-            event_id = str(descriptor.get("event_id")) if isinstance(descriptor, dict) else None
-            mod = descriptor.get("modification_number", 0) if isinstance(descriptor, dict) else 0
-            if event_id and isinstance(raw, dict) and not self._targeted(raw, event_id, mod):
+
+        def targeted(event_id: str) -> bool:
+            return is_targeted(distribution.targets.get(event_id, {}), me)
+
+        for event in distribution.events:
+            if not targeted(event.event_id):
                 # Not for us: moves nothing (and a held event of that id is dropped as no longer
-                # listed for us); answered optOut with 462 Target Mismatch (targeting.py).
-                responses.append((event_id, mod if isinstance(mod, int) else 0, "optOut", TARGET_MISMATCH))
-                foreign.add((event_id, str(mod)))
+                # listed for us); the adapter answers it (2.0b: optOut 462) and logs it once.
+                outcomes.append(EventOutcome(event.event_id, event.revision, Outcome.NOT_TARGETED))
                 continue
-            if event_id:
-                listed.add(event_id)
-            try:
-                event = event_from_oadr(raw, self.signal_name)
-            except ValueError as exc:
-                log.warning("refused malformed event: %s", exc)
-                if event_id:
-                    responses.append((event_id, mod if isinstance(mod, int) else 0, "optOut", EVENT_REFUSED))
-                continue
+            listed.add(event.event_id)
             event = self._prepare(event, now)
             parsed.append(event)
             if event.status(now) == COMPLETED:
                 # Nothing to opt into. (openleadr's VTN forgets completed events once listed and
                 # answers a late oadrCreatedEvent for one with HTTP 500.)
                 continue
-            opt = "optOut" if event.opted_out else "optIn"
-            responses.append((event.event_id, event.modification_number, opt, 200))
-        # "Logged once" while the VTN keeps listing it; forgetting the others keeps the set bounded.
-        self._not_ours_logged &= foreign
+            outcomes.append(EventOutcome(event.event_id, event.revision,
+                                         Outcome.OPTED_OUT if event.opted_out else Outcome.ACCEPTED))
+        for bad in distribution.malformed:
+            if bad.event_id is not None and not targeted(bad.event_id):
+                outcomes.append(EventOutcome(bad.event_id, bad.revision, Outcome.NOT_TARGETED))
+                continue
+            log.warning("refused malformed event: %s", bad.reason)
+            if bad.event_id is not None:
+                listed.add(bad.event_id)  # keeps its last good version
+                outcomes.append(EventOutcome(bad.event_id, bad.revision, Outcome.MALFORMED))
         before = self.events
         self.events, changes = merge(self.events, parsed, self._seq, listed)
         self._seq += len(parsed)
         for change in changes:
-            self._log_change(change.kind, change.event_id, change.modification_number, before)
+            self._log_change(change.kind, change.event_id, change.revision, before)
         self.refresh()  # the points first: they must not wait for the disk (slow, full or failing)
         if any(c.kind not in ("unchanged",) for c in changes):
             await self._persist()
         if self.opt_out and self.opts is not None:
-            # Events arriving while ADR-Opt-Out is active get their own oadrCreateOpt too.
-            await self.opts.opted_out([(e.event_id, e.modification_number) for e in parsed
+            # Events arriving while ADR-Opt-Out is active get their own opt too (2.0b: oadrCreateOpt).
+            await self.opts.opted_out([OptChange(e.event_id, e.revision, True) for e in parsed
                                        if e.opted_out and e.event_id in self.events])
-        return responses
-
-    def _targeted(self, raw: dict[str, Any], event_id: str, mod: Any) -> bool:
-        criteria = target_values(raw)
-        if is_targeted(criteria, self.identity()):
-            return True
-        if (event_id, str(mod)) not in self._not_ours_logged:
-            self._not_ours_logged.add((event_id, str(mod)))
-            log.warning("event %s (modification %s) is not targeted at this VEN (eiTarget: %s): not applied, "
-                        "answered optOut (462)", event_id, mod, describe(criteria))
-        return False
+        return outcomes
 
     def _prepare(self, event: Event, now: datetime) -> Event:
         """Randomization offset (chosen once per event, kept across modifications and restarts),
@@ -228,7 +211,8 @@ class EventController:
             (self.opt_out and event.status(now) not in (COMPLETED, CANCELLED))
         return replace(event, opted_out=opted_out)
 
-    def _log_change(self, kind: str, event_id: str, mod: int, before: dict[str, Event]) -> None:
+    def _log_change(self, kind: str, event_id: str, revision: Revision, before: dict[str, Event]) -> None:
+        mod = revision.label
         event = self.events.get(event_id)
         if kind in ("new", "modified") and event is not None:
             levels = ", ".join(f"{i.level:g}" for i in event.intervals)
@@ -239,7 +223,7 @@ class EventController:
                 extra.append("test event" + ("" if self.apply_test_events else ", not applied to the points"))
             if event.opted_out:
                 extra.append("opted out")
-            log.info("event %s %s (modification %d, signal %s, priority %d): %d interval(s) [%s] from %s to %s%s",
+            log.info("event %s %s (modification %s, signal %s, priority %d): %d interval(s) [%s] from %s to %s%s",
                      event_id, "received" if kind == "new" else "modified", mod, event.signal_name,
                      event.priority, len(event.intervals), levels,
                      event.start.isoformat() if event.start else "?",
@@ -247,25 +231,25 @@ class EventController:
                      f" ({'; '.join(extra)})" if extra else "")
         elif kind == "cancelled":
             when = f" at its randomized end {event.cancel_at.isoformat()}" if event and event.cancel_at else ""
-            log.info("event %s cancelled by the VTN (modification %d)%s", event_id, mod, when)
+            log.info("event %s cancelled by the VTN (modification %s)%s", event_id, mod, when)
         elif kind == "removed":
             log.info("event %s no longer listed by the VTN: removed (implied cancellation)", event_id)
             self._statuses.pop(event_id, None)
         elif kind == "stale":
-            log.warning("event %s: ignored an older modification than %d", event_id, mod)
+            log.warning("event %s: ignored an older modification than %s", event_id, mod)
 
     # -- opt-out from BACnet --------------------------------------------------------------------------
 
     async def set_opt_out(self, active: bool) -> None:
         """ADR-Opt-Out written: opt out of (or back in to) the active and every pending event."""
         now = self.clock()
-        changed: list[tuple[str, int, str]] = []
+        changed: list[OptChange] = []
         self.opt_out = active
         for event_id, event in list(self.events.items()):
             if event.status(now) in (COMPLETED, CANCELLED) or event.opted_out == active:
                 continue
             self.events[event_id] = replace(event, opted_out=active)
-            changed.append((event_id, event.modification_number, "optOut" if active else "optIn"))
+            changed.append(OptChange(event_id, event.revision, active))
         if self.store is not None:
             try:
                 await self.store.set("opt_out", "1" if active else "0")
@@ -276,11 +260,11 @@ class EventController:
         log.info("opt-%s: %d event(s) affected%s", "out" if active else "in", len(changed),
                  "; new events will be answered optOut" if active else "")
         self.refresh()
-        if changed and self.send_opts is not None:
-            self.send_opts(changed)
         if self.opts is not None:
+            if changed:
+                self.opts.answers_changed(changed)
             if active:
-                await self.opts.opted_out([(event_id, mod) for event_id, mod, _ in changed])
+                await self.opts.opted_out(changed)
             else:
                 await self.opts.opted_in()
 
@@ -323,7 +307,7 @@ class EventController:
         if state.start_in > 0 or state.remaining > 0:
             wake = TICK_SECONDS if wake is None else min(wake, TICK_SECONDS)
         if wake is not None:
-            self._timer = asyncio.get_running_loop().call_later(max(0.0, wake), self.refresh)
+            self._timer = self._schedule(max(0.0, wake), self.refresh)
 
     def close(self) -> None:
         if self._timer is not None:
@@ -331,4 +315,4 @@ class EventController:
             self._timer = None
 
 
-__all__ = ["EventController", "OptResponse", "FAR", "NEAR"]
+__all__ = ["EventController", "EventStore", "FAR", "NEAR", "utc_now"]

@@ -3,9 +3,10 @@
 No I/O and no clock reads: every function takes ``now``. This is what the BACnet points follow, so
 it is tested exhaustively (tests/test_schedule.py) rather than trusted.
 
-Terms follow OpenADR 2.0b: an *event* has *signals*, a signal has *intervals*, each interval has a
-start (dtstart), a duration and a payload (the *level*). Intervals are half-open ``[start, end)``:
-at the exact boundary instant the next interval's level applies.
+Terms follow OpenADR: an *event* has *signals*, a signal has *intervals*, each interval has a
+start, a duration and a payload (the *level*). Intervals are half-open ``[start, end)``: at the
+exact boundary instant the next interval's level applies. Nothing here reads a wire format: the
+protocol adapters (adrgw/openadr/) build these types from their messages.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from adrgw.core.revision import Revision
 
 SIMPLE = "SIMPLE"
 # OpenADR 2.0b: the SIMPLE signal's levels are 0 normal, 1 moderate, 2 high, 3 special.
@@ -52,7 +55,7 @@ STATUS_STATES = (NONE, FAR, NEAR, ACTIVE)  # multiStateValue presentValue 1..4
 @dataclass(frozen=True)
 class Event:
     event_id: str
-    modification_number: int
+    revision: Revision  # a higher one replaces the event (2.0b modificationNumber, 3.1 modificationDateTime)
     intervals: tuple[Interval, ...]  # of the signal that drives the level, sorted, randomization applied
     priority: int = 0  # OpenADR: lower non-zero number wins; 0 is the lowest priority
     cancelled: bool = False
@@ -239,18 +242,17 @@ class Change:
 
     kind: str  # 'new' | 'modified' | 'cancelled' | 'unchanged' | 'stale' | 'removed'
     event_id: str
-    modification_number: int
+    revision: Revision
 
 
 def merge(current: Mapping[str, Event], incoming: Sequence[Event], seq: int,
           listed: Optional[set[str]] = None) -> tuple[dict[str, Event], list[Change]]:
-    """Apply one oadrDistributeEvent to ``current``.
+    """Apply one distribution (every event the VTN lists for this VEN) to ``current``.
 
-    A higher modificationNumber replaces the event (levels and times, even mid-event); an equal or
-    lower one is ignored. Implied cancellation (OpenADR 2.0b: a distribution lists every event the
-    VTN holds for this VEN): events whose id is not in ``listed`` (default: the ids of ``incoming``)
-    are removed. Pass the ids of malformed events in ``listed`` too, so they keep their last good
-    version instead of vanishing.
+    A higher revision replaces the event (levels and times, even mid-event); an equal or lower one
+    is ignored. Implied cancellation (a distribution lists every event the VTN holds for this VEN):
+    events whose id is not in ``listed`` (default: the ids of ``incoming``) are removed. Pass the ids
+    of malformed events in ``listed`` too, so they keep their last good version instead of vanishing.
     """
     result = dict(current)
     changes: list[Change] = []
@@ -258,147 +260,21 @@ def merge(current: Mapping[str, Event], incoming: Sequence[Event], seq: int,
         old = result.get(event.event_id)
         if old is None:
             result[event.event_id] = replace(event, seq=seq + offset)
-            changes.append(Change("cancelled" if event.cancelled else "new", event.event_id,
-                                  event.modification_number))
-        elif event.modification_number > old.modification_number:
+            changes.append(Change("cancelled" if event.cancelled else "new", event.event_id, event.revision))
+        elif event.revision > old.revision:
             result[event.event_id] = replace(event, seq=seq + offset)
             kind = "cancelled" if event.cancelled and not old.cancelled else "modified"
-            changes.append(Change(kind, event.event_id, event.modification_number))
-        elif event.modification_number == old.modification_number:
-            changes.append(Change("unchanged", event.event_id, old.modification_number))
+            changes.append(Change(kind, event.event_id, event.revision))
+        elif event.revision == old.revision:
+            changes.append(Change("unchanged", event.event_id, old.revision))
         else:
-            changes.append(Change("stale", event.event_id, old.modification_number))
+            changes.append(Change("stale", event.event_id, old.revision))
     keep = listed if listed is not None else {e.event_id for e in incoming}
     for event_id in list(result):
         if event_id not in keep:
-            changes.append(Change("removed", event_id, result[event_id].modification_number))
+            changes.append(Change("removed", event_id, result[event_id].revision))
             del result[event_id]
     return result, changes
-
-
-# ---------------------------------------------------------------------------------------------
-# From openleadr's parsed event dict (DESIGN.md section 2) to an Event
-
-
-def _aware(value: Any, what: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise ValueError(f"{what} is not a date-time: {value!r}")
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-
-
-def _duration(value: Any, what: str) -> timedelta:
-    if value is None:
-        return timedelta(0)
-    if not isinstance(value, timedelta):
-        raise ValueError(f"{what} is not a duration: {value!r}")
-    if value < timedelta(0):
-        raise ValueError(f"{what} is negative: {value}")
-    return value
-
-
-def level_signal(signals: Sequence[Mapping[str, Any]], name: Optional[str] = None) -> Optional[Mapping[str, Any]]:
-    """The signal that drives ADR-Event-Level: the one named ``name`` ([points] signal_name),
-    default SIMPLE; None when the event has none (no other signal is put on the level)."""
-    wanted = (name or SIMPLE).upper()
-    for signal in signals:
-        if str(signal.get("signal_name", "")).upper() == wanted:
-            return signal
-    return None
-
-
-def event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str] = None) -> Event:
-    """Build an Event from openleadr's event dict; ValueError names what is malformed.
-
-    Anything a hostile or broken VTN can put in the structure ends as a ValueError, never as
-    another exception type (fuzzed in tests/test_hostile.py).
-    """
-    try:
-        return _event_from_oadr(event, signal_name)
-    except (AttributeError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        raise ValueError(f"malformed event structure ({type(exc).__name__}: {exc})") from None
-
-
-def _event_from_oadr(event: Mapping[str, Any], signal_name: Optional[str]) -> Event:
-    if not isinstance(event, Mapping):
-        raise ValueError("event is not a structure")
-    try:
-        descriptor = event["event_descriptor"]
-        event_id = str(descriptor["event_id"])
-    except (KeyError, TypeError):
-        raise ValueError("event without event_descriptor/event_id") from None
-    modification_number = descriptor.get("modification_number", 0)
-    if not isinstance(modification_number, int) or modification_number < 0:
-        raise ValueError(f"event {event_id}: bad modification_number {modification_number!r}")
-    priority = descriptor.get("priority", 0) or 0
-    if not isinstance(priority, int) or priority < 0:
-        raise ValueError(f"event {event_id}: bad priority {priority!r}")
-    status = str(descriptor.get("event_status", "")).lower()
-    test_event = descriptor.get("test_event", False)
-    test_event = test_event is True or str(test_event).strip().lower() in ("true", "1")
-
-    signals = event.get("event_signals") or []
-    if isinstance(signals, Mapping):  # openleadr sometimes nests them
-        signals = signals.get("event_signals", [])
-    if not isinstance(signals, list):
-        raise ValueError(f"event {event_id}: event_signals is not a list")
-    if not signals:
-        raise ValueError(f"event {event_id}: event has no signals")
-    if not all(isinstance(signal, Mapping) for signal in signals):
-        raise ValueError(f"event {event_id}: event has a signal that is not a structure")
-
-    active_period = event.get("active_period") or {}
-    if not isinstance(active_period, Mapping):
-        raise ValueError(f"event {event_id}: active_period is not a structure")
-    tolerance = active_period.get("tolerance") or {}
-    start_after = _duration((tolerance.get("tolerate") or {}).get("startafter")
-                            if isinstance(tolerance, Mapping) else None, f"event {event_id} startafter")
-    ramp_up = _duration(active_period.get("ramp_up"), f"event {event_id} ramp-up") or None
-    notification = _duration(active_period.get("notification"), f"event {event_id} notification") or None
-    period_start = active_period.get("dtstart")
-    cursor = _aware(period_start, f"event {event_id} active_period dtstart") if period_start else None
-
-    parsed = tuple(_signal(event_id, number, signal, cursor) for number, signal in enumerate(signals))
-    level = level_signal(signals, signal_name)
-    timeline = next(p for p, raw in zip(parsed, signals) if raw is level) if level is not None else parsed[0]
-    return Event(event_id=event_id, modification_number=modification_number,
-                 intervals=timeline.intervals, priority=priority,
-                 cancelled=status == "cancelled", test_event=test_event,
-                 signal_name=timeline.name, start_after=start_after,
-                 ramp_up=ramp_up, notification=notification, signals=parsed, has_level=level is not None)
-
-
-def _signal(event_id: str, number: int, signal: Mapping[str, Any], cursor: Optional[datetime]) -> Signal:
-    """One eiEventSignal; ValueError when malformed, or a SIMPLE level outside 0..3."""
-    name = str(signal.get("signal_name", ""))
-    raw_intervals = signal.get("intervals") or []
-    if not isinstance(raw_intervals, list) or not raw_intervals:
-        raise ValueError(f"event {event_id}: signal {name or number} has no intervals")
-    intervals: list[Interval] = []
-    for index, raw in enumerate(raw_intervals):
-        what = f"event {event_id} signal {name or number} interval {index}"
-        if not isinstance(raw, Mapping):
-            raise ValueError(f"{what}: not a structure")
-        start = raw.get("dtstart")
-        start = _aware(start, f"{what} dtstart") if start is not None else cursor
-        if start is None:
-            raise ValueError(f"{what}: no start time")
-        duration = _duration(raw.get("duration"), f"{what} duration")
-        payload = raw.get("signal_payload")
-        if isinstance(payload, bool) or not isinstance(payload, (int, float)):
-            raise ValueError(f"{what}: payload {payload!r} is not a number")
-        level = float(payload)
-        if level != level or level in (float("inf"), float("-inf")):
-            raise ValueError(f"{what}: payload {payload!r} is not finite")
-        if name.upper() == SIMPLE and level not in SIMPLE_LEVELS:
-            raise ValueError(f"{what}: SIMPLE level {payload!r} is not one of 0, 1, 2, 3")
-        end = start + duration if duration > timedelta(0) else None
-        intervals.append(Interval(start, end, level))
-        cursor = end
-    intervals.sort(key=lambda i: i.start)
-    # An open-ended interval that is followed by another ends where the next one starts.
-    intervals = [replace(i, end=intervals[n + 1].start) if i.end is None and n + 1 < len(intervals) else i
-                 for n, i in enumerate(intervals)]
-    return Signal(name=name, type=str(signal.get("signal_type", "") or ""), intervals=tuple(intervals))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,7 +291,7 @@ def _dt(value: Optional[float]) -> Optional[datetime]:
 
 def event_to_dict(event: Event) -> dict[str, Any]:
     return {
-        "event_id": event.event_id, "modification_number": event.modification_number,
+        "event_id": event.event_id, "revision": event.revision.to_json(),
         "intervals": [[_ts(i.start), _ts(i.end), i.level] for i in event.intervals],
         "priority": event.priority, "cancelled": event.cancelled, "test_event": event.test_event,
         "signal_name": event.signal_name, "seq": event.seq,
@@ -430,9 +306,15 @@ def event_to_dict(event: Event) -> dict[str, Any]:
 
 
 def event_from_dict(data: Mapping[str, Any]) -> Event:
-    """Inverse of event_to_dict; ValueError/KeyError/TypeError on a damaged record."""
+    """Inverse of event_to_dict; ValueError/KeyError/TypeError on a damaged record.
+
+    Records written before revisions existed (releases up to issue 19, OpenADR 2.0b only) carry
+    ``modification_number``: a modification count, read as ``Revision.number``.
+    """
+    revision = (Revision.from_json(data["revision"]) if "revision" in data
+                else Revision.number(int(data["modification_number"])))
     return Event(
-        event_id=str(data["event_id"]), modification_number=int(data["modification_number"]),
+        event_id=str(data["event_id"]), revision=revision,
         intervals=tuple(Interval(_dt(a), _dt(b), float(level)) for a, b, level in data["intervals"]),  # type: ignore[arg-type]
         priority=int(data["priority"]), cancelled=bool(data["cancelled"]), test_event=bool(data["test_event"]),
         signal_name=str(data["signal_name"]), seq=int(data["seq"]),

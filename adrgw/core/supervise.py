@@ -13,6 +13,8 @@ import logging
 import random
 from typing import Any, Awaitable, Callable, Optional
 
+from adrgw.core.backoff import Backoff
+
 log = logging.getLogger("adrgw.supervise")
 
 # First restart delay after a crash; doubled up to RESTART_MAX (a crash loop costs little CPU).
@@ -36,11 +38,12 @@ class TaskHealth:
 
 def restart_delay(crashes: int, initial: Optional[float] = None, cap: Optional[float] = None,
                   jitter: float = 0.2, rng: Callable[[float, float], float] = random.uniform) -> float:
-    """Capped exponential delay before restart number ``crashes`` (1-based), with +-``jitter``."""
-    initial = RESTART_INITIAL if initial is None else initial
-    cap = RESTART_MAX if cap is None else cap
-    base = min(cap, initial * (2 ** max(0, crashes - 1)))
-    return base * rng(1 - jitter, 1 + jitter)
+    """Capped exponential delay before restart number ``crashes`` (1-based), with +-``jitter``
+    (the one backoff rule, backoff.py: never above the cap)."""
+    backoff = Backoff(RESTART_INITIAL if initial is None else initial, RESTART_MAX if cap is None else cap,
+                      uniform=rng, jitter=jitter)
+    backoff.attempt = max(0, crashes - 1)
+    return backoff.next()
 
 
 async def supervised(name: str, factory: Callable[[], Awaitable[Any]], health: TaskHealth) -> None:

@@ -1,8 +1,9 @@
-"""Meter sampling on a fixed cadence, and the queue of samples waiting for the VTN's acknowledgement.
+"""Meter sampling on a fixed cadence: the pure cadence rule (``plan``) and the Sampler that follows it.
 
-Data flows one way: meter -> Sampler -> SampleQueue -> VtnLink (reports). A sample leaves the queue
-only when the VTN acknowledged the report that carried it, so delivery can be retried and batched
-after an outage. A failed read produces no sample at all: never 0, never the previous value.
+Data flows one way: meter -> Sampler -> SampleSink (the durable queue, adrgw/persist/samples.py) ->
+a protocol adapter's reports. A sample leaves the queue only when the VTN acknowledged the report
+that carried it, so delivery can be retried and batched after an outage. A failed read produces no
+sample at all: never 0, never the previous value.
 """
 
 from __future__ import annotations
@@ -13,163 +14,22 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional, Protocol
 
-from adrgw.core.ratelog import Summary
-from adrgw.persist.store import OWED_FROM_SQL
-
-if TYPE_CHECKING:
-    from adrgw.persist.store import Store
+from adrgw.core.model import Sample
 
 log = logging.getLogger("adrgw.telemetry")
 
 
-@dataclass(frozen=True)
-class Sample:
-    timestamp: datetime  # the cadence instant the sample belongs to (UTC), not the read's end
-    value: float
+class SampleSink(Protocol):
+    """Where the sampler puts readings: durably, before it returns (persist/samples.SampleQueue).
 
+    ``put``: False when a sample for that instant is already stored; ``put_many``: one cadence
+    instant's samples of several streams at once, how many were new. A storage fault raises."""
 
-class SampleQueue:
-    """Samples, durable in the Store (sqlite), each stored once whatever reports use it.
+    async def put(self, sample: Sample) -> bool: ...
 
-    A sample is "undelivered" while some report still owes it to the VTN (store.OWED_FROM_SQL);
-    ``len()`` counts those. Undelivered samples are bounded to ``max_samples``: when full, the oldest
-    are dropped and counted, with at most one warning per hour saying how many, so a long VTN outage
-    cannot fill the disk. Delivered samples stay for [state] history_hours (HISTORY_USAGE), then
-    ``prune`` removes them. Nothing per sample is kept in memory: only the count.
-
-    Storage faults: a sample that cannot be stored is counted in ``unstored`` (the caller logs its
-    instant). Acknowledgements are the report service's cursors (report_service.py), which hold
-    delivery back while the store is failing and keep an uncommitted cursor in memory.
-    """
-
-    WARN_EVERY = 3600.0  # seconds between "dropped" warnings
-
-    def __init__(self, store: "Store", max_samples: int) -> None:
-        self._store = store
-        self._max = max(1, max_samples)
-        self._count = 0
-        self.dropped = 0
-        self.delivered = 0
-        self.stored = 0  # samples inserted (all streams), for /metrics
-        self.unstored = 0  # samples that could not be stored (storage fault): lost, counted
-        self._drop_log = Summary(self.WARN_EVERY)
-
-    async def open(self) -> None:
-        self._count = await self._store.call(_count_owed)
-        if self._count:
-            log.info("%d undelivered sample(s) from before the restart are queued for the VTN", self._count)
-
-    def __len__(self) -> int:
-        return self._count
-
-    async def put(self, sample: Sample, stream: str = "") -> bool:
-        """Store ``sample`` durably; False if a sample for that instant is already queued."""
-        return await self.put_many([(stream, sample)]) == 1
-
-    async def put_many(self, items: list[tuple[str, Sample]]) -> int:
-        """Store samples of one cadence instant in one transaction; how many were new."""
-        limit = self._max
-        rows = [(stream, sample.timestamp.timestamp(), sample.value) for stream, sample in items]
-
-        def _put(db: Any) -> tuple[int, int, int]:
-            with db:  # one transaction: insert and trim
-                cur = db.executemany("INSERT OR IGNORE INTO samples (stream, ts, value) VALUES (?, ?, ?)", rows)
-                count = _count_owed(db)
-                dropped = 0
-                if count > limit:
-                    dropped = count - limit
-                    db.execute(f"DELETE FROM samples WHERE id IN (SELECT id FROM samples WHERE ts >= ({OWED_FROM_SQL}) "
-                               "ORDER BY ts, id LIMIT ?)", (dropped,))
-                    count = limit
-                return cur.rowcount, count, dropped
-
-        if not rows:
-            return 0
-        from adrgw.persist.store import StoreFault
-
-        try:
-            inserted, self._count, dropped = await self._store.call(_put)
-        except StoreFault:
-            self.unstored += len(rows)
-            raise
-        self.stored += max(0, inserted)
-        if dropped:
-            self._note_dropped(dropped)
-        return inserted
-
-    def _note_dropped(self, dropped: int) -> None:
-        self.dropped += dropped
-        covered = self._drop_log.hit(time.monotonic(), count=dropped)
-        if covered is not None:
-            log.warning("telemetry backlog full (%d samples, [state] max_backlog_hours): dropped the %d "
-                        "oldest undelivered sample(s)%s", self._max, covered,
-                        "" if covered == self._drop_log.total else " in the last hour")
-
-    async def peek(self, limit: int) -> list[tuple[int, Sample]]:
-        """The oldest undelivered samples of the [meter] stream (see peek_streams for all)."""
-        return [(row_id, sample) for row_id, stream, sample in await self.peek_streams(limit) if stream == ""]
-
-    async def peek_streams(self, limit: int) -> list[tuple[int, str, Sample]]:
-        """The oldest undelivered samples of every stream (what some report still owes the VTN)."""
-
-        def _peek(db: Any) -> list[tuple[int, str, float, float]]:
-            return db.execute(f"SELECT id, stream, ts, value FROM samples WHERE ts >= ({OWED_FROM_SQL}) "
-                              "ORDER BY ts, id LIMIT ?", (limit,)).fetchall()
-
-        return [(row_id, stream, Sample(datetime.fromtimestamp(ts, timezone.utc), value))
-                for row_id, stream, ts, value in await self._store.call(_peek)]
-
-    async def oldest_owed(self) -> Optional[datetime]:
-        """The cadence instant of the oldest sample not yet delivered (None when none waits)."""
-        ts = await self._store.call(lambda db: db.execute(
-            f"SELECT MIN(ts) FROM samples WHERE ts >= ({OWED_FROM_SQL})").fetchone()[0])
-        return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
-
-    # -- reads and upkeep for the report service (adrgw/report_service.py) ------------------------
-
-    async def window(self, streams: list[str], lo: float, hi: float, limit: int,
-                     granularity: float) -> dict[str, dict[float, float]]:
-        """Samples of ``streams`` at instants on the ``granularity`` grid (multiples from the epoch,
-        to the millisecond) in [lo, hi), at most ``limit`` per stream, by stream and instant (rounded
-        as reports.instants rounds)."""
-        step_ms = max(1, round(granularity * 1000))
-
-        def _window(db: Any) -> list[tuple[str, float, float]]:
-            out: list[tuple[str, float, float]] = []
-            for stream in streams:
-                out += db.execute("SELECT stream, ts, value FROM samples WHERE stream = ? AND ts >= ? AND ts < ? "
-                                  "AND CAST(round(ts * 1000) AS INTEGER) % ? = 0 ORDER BY ts LIMIT ?",
-                                  (stream, lo, hi, step_ms, limit)).fetchall()
-            return out
-
-        if not streams:
-            return {}
-        result: dict[str, dict[float, float]] = {s: {} for s in streams}
-        for stream, ts, value in await self._store.call(_window):
-            result[stream][round(ts, 6)] = value
-        return result
-
-    async def oldest(self, streams: list[str]) -> Optional[float]:
-        """The instant of the oldest kept sample of ``streams`` (None: none kept)."""
-        marks = ",".join("?" * len(streams))
-        return await self._store.call(lambda db: db.execute(
-            f"SELECT MIN(ts) FROM samples WHERE stream IN ({marks})", streams).fetchone()[0]) if streams else None
-
-    @property
-    def store(self) -> "Store":
-        return self._store
-
-    async def recount(self) -> None:
-        """Count undelivered samples again (a report cursor moved); what left the count was delivered."""
-        before = self._count
-        self._count = await self._store.call(_count_owed)
-        self.delivered += max(0, before - self._count)
-
-
-def _count_owed(db: Any) -> int:
-    return int(db.execute(f"SELECT COUNT(*) FROM samples WHERE ts >= ({OWED_FROM_SQL})").fetchone()[0])
+    async def put_many(self, items: list[tuple[str, Sample]]) -> int: ...
 
 
 ReadFn = Callable[[], Awaitable[float]]
@@ -223,13 +83,15 @@ class Sampler:
     clock step) makes the sampler re-evaluate at once.
     """
 
-    def __init__(self, read: ReadFn, queue: SampleQueue, interval: float, scale: float,
-                 describe: str, on_sample: Optional[Callable[[Sample], None]] = None,
+    def __init__(self, read: ReadFn, queue: SampleSink, interval: float, scale: float,
+                 describe: str, read_errors: tuple[type[BaseException], ...],
+                 on_sample: Optional[Callable[[Sample], None]] = None,
                  on_failure: Optional[Callable[[str], None]] = None,
                  extra_read: Optional[Callable[[], Awaitable[dict[str, Any]]]] = None,
                  extra_scales: Optional[dict[str, float]] = None, timeout: float = 3.0,
                  wall: Callable[[], float] = time.time) -> None:
         self._read = read
+        self._read_errors = read_errors  # what ``read`` raises when the meter does not answer
         self._queue = queue
         self._interval = interval
         self._scale = scale
@@ -286,13 +148,13 @@ class Sampler:
     async def sample_once(self, stamp: datetime) -> Optional[Sample]:
         if self._extra_read is None:
             return await self._sample_meter(stamp)
+        meter: Optional[Sample]
+        extra: dict[str, Any]
         meter, extra = await asyncio.gather(self._sample_meter(stamp), self._extra_read())
         await self._store_extra(stamp, extra)
         return meter
 
     async def _store_extra(self, stamp: datetime, values: dict[str, Any]) -> None:
-        from adrgw.bacnet.device import MeterReadError
-
         items: list[tuple[str, Sample]] = []
         if self._wall() - stamp.timestamp() > self._late_limit:
             self.late_reads += 1
@@ -300,7 +162,7 @@ class Sampler:
                         len(values), stamp.isoformat())
             return
         for stream, value in values.items():
-            if isinstance(value, MeterReadError):
+            if isinstance(value, self._read_errors):
                 if stream not in self._extra_failing:
                     self._extra_failing.add(stream)
                     log.warning("report point %s: read failed (%s); no value until it answers", stream, value)
@@ -317,11 +179,9 @@ class Sampler:
             log.error("could not store %d report point sample(s) for %s (%s)", len(items), stamp.isoformat(), exc)
 
     async def _sample_meter(self, stamp: datetime) -> Optional[Sample]:
-        from adrgw.bacnet.device import MeterReadError
-
         try:
             raw = await self._read()
-        except MeterReadError as exc:
+        except self._read_errors as exc:
             self.failures += 1
             self.read_errors += 1
             if self.failures == 1:

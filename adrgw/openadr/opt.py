@@ -23,12 +23,14 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional, Protocol
+from typing import Any, Optional, Protocol, Sequence
 
 from openleadr import utils
 
 from adrgw.openadr.payloads import response_code as _response_code
-from adrgw.openadr.ven import RETRY_INITIAL, Backoff, VtnError, VtnProtocolError
+from adrgw.core.backoff import Backoff
+from adrgw.core.model import OptChange
+from adrgw.openadr.errors import RETRY_INITIAL, VtnError, VtnProtocolError
 
 log = logging.getLogger("adrgw.opt")
 
@@ -256,3 +258,27 @@ class OptService:
                     del self._answers[event_id]
             if not self._answers:
                 self._answers_pending.clear()
+
+
+class OptChannel:
+    """The core's OptPort (core/ports.py) in 2.0b terms, on an OptService: re-sent oadrCreatedEvent
+    answers, oadrCreateOpt per event opted out, oadrCancelOpt at opt-in."""
+
+    def __init__(self, service: OptService) -> None:
+        self.service = service
+
+    def answers_changed(self, changes: Sequence[OptChange]) -> None:
+        self.service.queue_answers([(c.event_id, _modification_number(c), "optOut" if c.opted_out else "optIn")
+                                    for c in changes])
+
+    async def opted_out(self, changes: Sequence[OptChange]) -> None:
+        await self.service.opted_out([(c.event_id, _modification_number(c)) for c in changes])
+
+    async def opted_in(self) -> None:
+        await self.service.opted_in()
+
+
+def _modification_number(change: OptChange) -> int:
+    """The modificationNumber of a 2.0b revision (``Revision.number``)."""
+    return int(change.revision.key[0]) if change.revision.key else 0
+

@@ -3,9 +3,9 @@ requests (oadrCreateReport, oadrRegisteredReport, oadrCancelReport), and deliver
 request on its own schedule (oadrUpdateReport).
 
 Which intervals are due and when is pure logic in ``reports.py``; durable state (requests, cursors,
-the delivered watermark) is in the Store (``store.*_report_*``); the samples come from the
-SampleQueue; messages go through the ``Transport`` the VtnLink gives (openleadr's client, our
-bounded HTTP). One delivery task serves every request, one bounded batch at a time: a batch whose
+the delivered watermark) is in the Store (``report_store.py``); the samples come from the core's
+Readings port (the durable sample queue); messages go through the ``Transport`` the adapter builds
+(openleadr's client, our bounded HTTP). One delivery task serves every request, one bounded batch at a time: a batch whose
 acknowledgement is lost is sent again (only that batch), a cursor moves only once the VTN answered
 oadrUpdatedReport 200, and the move is committed to disk before anything newer is sent (when the disk
 refuses, the cursor is kept in memory and the commit retried).
@@ -25,15 +25,16 @@ from typing import Any, Awaitable, Callable, Optional
 
 from openleadr import enums, objects, utils
 
+from adrgw.openadr import report_store as S
 from adrgw.openadr import reports as R
-from adrgw.persist import store as S
-from adrgw.persist.store import StoreFault
+from adrgw.persist.store import Store, StoreFault
 from adrgw.config.settings import MeterSettings, ReportPoint
 from adrgw.openadr.config import measurement_unit
 from adrgw.core.ratelog import DeliverySummary
+from adrgw.core.model import ResourceStatus as GatewayState
+from adrgw.core.ports import Readings, StatusSource
 from adrgw.openadr.oadr_report import OutInterval, OutReport, ResourceStatus, update_report
 from adrgw.openadr.payloads import response_code as _response_code
-from adrgw.core.telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.reports")
 
@@ -57,7 +58,7 @@ class ReportNotAcknowledged(Exception):
 
 @dataclass
 class Transport:
-    """What the report service needs from the VtnLink."""
+    """What the report service needs of the VTN link (built by the adapter, adrgw/openadr/adapter.py)."""
 
     exchange: Callable[[str, str], Awaitable[tuple[str, dict[str, Any]]]]  # (service, message) -> reply
     create_message: Callable[..., str]
@@ -68,18 +69,16 @@ class Transport:
     not_registered: type[BaseException]
 
 
-StatusFn = Callable[[], dict[str, float]]
-
-
 class ReportService:
-    def __init__(self, meter: MeterSettings, points: tuple[ReportPoint, ...], samples: SampleQueue,
-                 store: S.Store, status: Optional[StatusFn] = None, status_report: bool = False,
-                 history_hours: float = 168.0, retry_max: float = 60.0) -> None:
+    def __init__(self, meter: MeterSettings, points: tuple[ReportPoint, ...], samples: Readings,
+                 store: Store, transport: Transport, status: Optional[StatusSource] = None,
+                 status_report: bool = False, history_hours: float = 168.0, retry_max: float = 60.0) -> None:
         self.meter = meter
         self.points = points
         self.samples = samples
         self.store = store
-        self.status = status or (lambda: {"online": 1.0, "manual_override": 0.0})
+        self.transport = transport
+        self.status: StatusSource = status or (lambda: GatewayState(online=True, manual_override=False))
         self.status_report = status_report
         self.history_seconds = history_hours * 3600.0
         self.retry_max = retry_max
@@ -100,7 +99,6 @@ class ReportService:
         self.delivered: dict[str, float] = {}
         self._uncommitted: dict[str, tuple[float, Optional[str], bool]] = {}
         self._changed = asyncio.Event()
-        self._transport: Optional[Transport] = None
         self._restored = False
         self._last_prune = 0.0
         self._served: dict[str, float] = {}
@@ -153,14 +151,6 @@ class ReportService:
             await self.samples.recount()
         except Exception as exc:  # noqa: BLE001 - a failing disk: the cursors run from memory
             log.error("could not save the rewound report cursors (%s); they run from memory", exc)
-
-    def attach(self, transport: Transport) -> None:
-        self._transport = transport
-
-    @property
-    def transport(self) -> Transport:
-        assert self._transport is not None, "ReportService.attach() first"
-        return self._transport
 
     def settle(self, request: R.ReportRequest) -> float:
         return max(0.0, self.timeout - request.granularity) + SETTLE_MARGIN
@@ -234,6 +224,7 @@ class ReportService:
         if self._restored:
             return
         try:
+            await self.store.call(S.create_tables)
             rows, delivered = await self.store.call(S.load_report_requests)
         except Exception as exc:  # noqa: BLE001 - a broken store must not stop the VTN link; retried
             log.error("could not read the report requests from the state store (%s); retrying later", exc)
@@ -499,9 +490,8 @@ class ReportService:
         if request.final:
             self._end(request.request_id, due, "cancelled, last report sent")
         values = self.status()
-        status = ResourceStatus(online=bool(values.get("online", 1.0)),
-                                manual_override=bool(values.get("manual_override", 0.0)),
-                                level_offset=values.get("level"))
+        status = ResourceStatus(online=values.online, manual_override=values.manual_override,
+                                level_offset=values.level)
         try:
             await self._deliver(request, [OutInterval(_dt(due), timedelta(seconds=request.back), self.status_r_id,
                                                       status=status)])

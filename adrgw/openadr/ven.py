@@ -1,7 +1,7 @@
 """The OpenADR 2.0b side: registration with retry, polling, events, and telemetry reports.
 
 openleadr's ``OpenADRClient`` builds, signs and parses the messages; we drive the lifecycle
-ourselves because its ``run()`` has gaps a gateway cannot live with (DESIGN.md section 2):
+ourselves because its ``run()`` has gaps a gateway cannot live with (docs/architecture.md):
 
 * ``run()`` gives up when the VTN is down at start (``registration_id=None``) and a second
   ``run()`` fails with "Session is closed": we retry registration forever with capped backoff.
@@ -20,30 +20,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 import ssl
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Optional
 
 import aiohttp
 from openleadr import OpenADRClient, errors, utils
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 
-from adrgw.config.settings import MeterSettings, VenSettings
+from adrgw.config.settings import VenSettings
+from adrgw.core.model import LinkState
+from adrgw.openadr.errors import (RETRY_INITIAL, NotRegistered, VtnError, VtnHttpError, VtnProtocolError,
+                                  VtnSecurityError, VtnUnreachable)
+from adrgw.openadr.events import EventAnswers
 from adrgw.openadr.oadr_fixes import create_party_registration
-from adrgw.openadr.report_service import ReportService, Transport
+from adrgw.openadr.opt import OptService
+from adrgw.openadr.report_service import ReportService
+from adrgw.core.backoff import Backoff
 from adrgw.core.ratelog import Summary
 from adrgw.core.supervise import TaskHealth, supervised
 from adrgw.openadr.payloads import response_code as _response_code
-from adrgw.core.telemetry import SampleQueue
 
 log = logging.getLogger("adrgw.ven")
 
 # A VTN reply larger than this is refused (a DistributeEvent with many events is ~100 kB).
 MAX_REPLY_BYTES = 4 * 1024 * 1024
-# First retry delay after a failed registration or delivery; doubled up to [ven] retry_max.
-RETRY_INITIAL = 1.0
 # TLS 1.2+ with the two suites OpenADR 2.0b certification names first (TLS_ECDHE_ECDSA_WITH_AES_128_
 # CBC_SHA256, TLS_RSA_WITH_AES_128_CBC_SHA256), then modern AEAD suites; TLS 1.3 suites are always on.
 TLS_CIPHERS = ("ECDHE-ECDSA-AES128-SHA256:AES128-SHA256:"
@@ -56,26 +58,6 @@ INVALID_ID = 452
 XML_CONTENT_TYPES = ("application/xml", "text/xml")
 
 
-class VtnError(Exception):
-    """An exchange with the VTN failed; the message is one log line."""
-
-
-class VtnUnreachable(VtnError):
-    pass
-
-
-class VtnHttpError(VtnError):
-    pass
-
-
-class VtnProtocolError(VtnError):
-    pass
-
-
-class VtnSecurityError(VtnProtocolError):
-    """The VTN's certificate or signature is not the one we trust: an operator must see it (ERROR)."""
-
-
 def _log_level(exc: VtnError) -> int:
     return logging.ERROR if isinstance(exc, VtnSecurityError) else logging.WARNING
 
@@ -84,26 +66,6 @@ def _kind(exc: Exception) -> str:
     """What makes two failures "the same" for rate-limited lines: the error and its first words
     (a new cause always gets its own line)."""
     return f"{type(exc).__name__}: {re.sub(r'[0-9]+', '#', str(exc))[:80]}"
-
-
-class NotRegistered(VtnError):
-    """The VTN says we are not (or no longer) registered."""
-
-
-class Backoff:
-    """Capped exponential backoff with +-20 % jitter, so a fleet does not retry in lockstep."""
-
-    def __init__(self, initial: float, cap: float) -> None:
-        self.initial, self.cap = initial, cap
-        self.attempt = 0
-
-    def next(self) -> float:
-        delay = min(self.cap, self.initial * (2 ** self.attempt))
-        self.attempt += 1
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class GatewayClient(OpenADRClient):
@@ -227,38 +189,27 @@ def refuse_dtd(content: bytes, service: str) -> None:
         raise VtnProtocolError(f"{service}: refused reply with a DTD/entity declarations (XML bomb?)")
 
 
-OptResponse = tuple[str, int, str, int]  # event_id, modification_number, opt_type, response_code
-DistributionHandler = Callable[[list[dict[str, Any]]], Awaitable[list[OptResponse]]]
-
-
 class VtnLink:
-    """Keeps the gateway registered, polls, hands events over, and delivers queued samples."""
+    """Keeps the gateway registered, polls, hands events over, and delivers queued samples.
 
-    def __init__(self, settings: VenSettings, meter: MeterSettings, samples: SampleQueue,
-                 on_distribution: DistributionHandler,
-                 status: Optional[Callable[[], dict[str, float]]] = None, store: Any = None,
-                 reports: tuple[Any, ...] = (), report_service: Optional[ReportService] = None,
-                 tasks: Optional[TaskHealth] = None) -> None:
+    The OpenADR 2.0b implementation of the core's VtnLink port; its collaborators are built by the
+    adapter (adapter.py) and given here: the client (openleadr's, with our transport), the events'
+    way into the core (``answers``), the EiOpt service, the report service, and the two flags they
+    share with it (``registered``, ``reregister``: the VTN no longer knows us)."""
+
+    def __init__(self, settings: VenSettings, client: GatewayClient, answers: EventAnswers, opts: OptService,
+                 reports: ReportService, registered: asyncio.Event, reregister: asyncio.Event,
+                 store: Any = None, tasks: Optional[TaskHealth] = None) -> None:
         self.settings = settings
-        self.meter = meter
-        self.samples = samples
-        self.on_distribution = on_distribution
+        self.answers = answers
         self.store = store  # remembers the last registration (venID) across restarts
-        self.client = GatewayClient(settings)
-        self.registered = asyncio.Event()
+        self.client = client
+        self.registered = registered
         # The building's opt changes (ADR-Opt-Out): EiOpt and re-sent oadrCreatedEvent answers.
-        from adrgw.openadr.opt import OptService  # opt.py builds on this module's transport
-        self.opts = OptService(self.client, self.registered, store, settings.retry_max)
+        self.opts = opts
         self.poll_period = timedelta(seconds=10)
-        self._reregister = asyncio.Event()
-        # The report service: the Gateway passes one; built here for callers that only have a queue.
-        self.reports = report_service or ReportService(
-            meter, tuple(reports), samples, samples.store, status=status,
-            status_report=settings.status_report, retry_max=settings.retry_max)
-        self.reports.attach(Transport(
-            exchange=self.client._perform_request, create_message=self.client._create_message,
-            ven_id=lambda: self.client.ven_id, registered=self.registered, reregister=self._reregister.set,
-            errors=(VtnError,), not_registered=NotRegistered))
+        self._reregister = reregister
+        self.reports = reports
         self.last_poll_ok: Optional[datetime] = None
         self.registration_attempts = 0
         # The registration to carry in the next oadrCreatePartyRegistration (2.0b: "used for
@@ -281,6 +232,11 @@ class VtnLink:
     @property
     def reports_sent(self) -> int:
         return self.reports.reports_sent
+
+    def state(self) -> LinkState:
+        """The core's view of the link (ports.VtnLink)."""
+        return LinkState(registered=self.registered.is_set(), online=self.online(), ven_id=self.ven_id,
+                         last_contact=self.last_poll_ok, attempts=self.registration_attempts)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -406,7 +362,7 @@ class VtnLink:
         else:
             # The VTN holds no event for us (openleadr's VTN answers oadrResponse then): every event
             # we still hold (restored from the state store) is cancelled by implication.
-            await self.on_distribution([])
+            await self.answers.distribute([])
 
     # -- polling ----------------------------------------------------------------------------
 
@@ -510,7 +466,7 @@ class VtnLink:
         if not isinstance(events, list):
             log.warning("refused oadrDistributeEvent: events is not a list")
             return
-        responses = await self.on_distribution(events)
+        responses = await self.answers.distribute(events)
         required = {str((e.get("event_descriptor") or {}).get("event_id")): e.get("response_required")
                     for e in events if isinstance(e, dict)}
         event_responses = [

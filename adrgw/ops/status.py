@@ -20,7 +20,8 @@ from typing import Any, Optional
 from adrgw.ops import snapshot
 from adrgw.core.health import Health, HealthFacts, verdict
 from adrgw.core.schedule import event_from_dict
-from adrgw.persist.store import FILENAME, OWED_FROM_SQL
+from adrgw.openadr.report_store import OWED_FROM_SQL
+from adrgw.persist.store import FILENAME
 
 EXIT_HEALTHY = 0
 EXIT_DEGRADED = 1
@@ -137,7 +138,7 @@ def _event_rows(state: StoredState, now: datetime) -> list[dict[str, Any]]:
             continue
         rows.append({
             "event_id": event.event_id,
-            "modification_number": event.modification_number,
+            "modification_number": int(event.revision.key[0]) if event.revision.key else 0,
             "status": event.status(now),
             "start": event.start.isoformat() if event.start else None,
             "end": event.end.isoformat() if event.end else None,

@@ -93,7 +93,7 @@ def health_facts(gw: "Gateway", oldest: Optional[datetime], store_readable: bool
 async def gather_health(gw: "Gateway", now: datetime) -> tuple[Health, Optional[datetime]]:
     """The verdict; a store that cannot even be queried makes it degraded (never an HTTP 500)."""
     try:
-        oldest = await oldest_queued(gw.store)
+        oldest = await oldest_queued(gw.store, gw.samples.ledger)
     except Exception:  # noqa: BLE001 - sqlite, a closed store, a full disk: all mean "storage failing"
         return verdict(health_facts(gw, None, store_readable=False), now), None
     return verdict(health_facts(gw, oldest), now), oldest

@@ -28,7 +28,7 @@ class EventRecord:
 
     event: Event
     first_seen: datetime
-    modifications: tuple[tuple[int, datetime], ...] = ()  # (modification number, when received)
+    modifications: tuple[tuple[str, datetime], ...] = ()  # (revision label, when received)
     removed_at: Optional[datetime] = None  # the VTN stopped listing it (implied cancellation)
     cancelled_at: Optional[datetime] = None  # when the gateway received the cancellation
 
@@ -102,7 +102,7 @@ def marks(record: EventRecord) -> list[str]:
         out.append("opted-out")
     if e.offset:
         out.append("randomized")
-    if e.modification_number > 0:
+    if e.revision.modified:
         out.append("modified")
     if e.test_event:
         out.append("test")
@@ -204,9 +204,9 @@ def render_event_table(records: Sequence[EventRecord], now: datetime, since: Opt
         if e.offset:
             notes.append(f"randomized: start +{e.offset.total_seconds():.0f} s "
                          f"(window {e.start_after.total_seconds():.0f} s)")
-        if e.modification_number:
-            seen = ", ".join(f"{n} at {_hhmm(t)}" for n, t in record.modifications if n > 0)
-            notes.append(f"modification {e.modification_number}" + (f" (received: {seen})" if seen else ""))
+        if e.revision.modified:
+            seen = ", ".join(f"{n} at {_hhmm(t)}" for n, t in record.modifications if n != "0")
+            notes.append(f"modification {e.revision.label}" + (f" (received: {seen})" if seen else ""))
         if e.cancelled:
             if e.cancel_at is not None:
                 notes.append(f"cancelled, randomized end {_hhmm(e.cancel_at)}")

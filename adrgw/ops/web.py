@@ -19,12 +19,13 @@ import ipaddress
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from aiohttp import web
 from aiohttp.web_server import Server
 
+from adrgw.core.clock import utc_now
 from adrgw.persist.history import EventHistory, MeterHistory
 from adrgw.ops.metrics import Metrics, ScrapeFacts
 from adrgw.ops.pages import render_page
@@ -59,10 +60,6 @@ Clock = Callable[[], datetime]
 # reach the port could fill the journal. Those are refused with a 4xx anyway; keep them out of the log.
 _protocol_log = logging.getLogger("adrgw.web.protocol")
 _protocol_log.setLevel(logging.CRITICAL)
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class WebStartError(Exception):

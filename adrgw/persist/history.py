@@ -16,9 +16,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Optional
 
+from adrgw.core.clock import utc_now as _utc_now
 from adrgw.core.schedule import CANCELLED, COMPLETED, Event, event_from_dict, event_to_dict
-from adrgw.persist.store import OWED_FROM_SQL
-from adrgw.core.telemetry import Sample
+from adrgw.core.model import Sample
+from adrgw.persist.samples import Ledger
 from adrgw.ops.timeline import EventRecord
 
 log = logging.getLogger("adrgw.history")
@@ -34,15 +35,13 @@ CREATE TABLE IF NOT EXISTS event_history (event_id TEXT PRIMARY KEY, data TEXT N
 Clock = Callable[[], datetime]
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class MeterHistory:
     """Every stored [meter] sample of the last RETENTION, for the chart."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, ledger: Ledger) -> None:
+        """``ledger``: which samples the VTN still owes (the sample queue's, SampleQueue.ledger)."""
         self._store = store
+        self._ledger = ledger
         self._pending: set[asyncio.Task[None]] = set()
         self._failing = False
         self.version = 0  # bumped with each stored sample: the page reuses its chart until it changes
@@ -82,21 +81,23 @@ class MeterHistory:
     async def window(self, t0: float, t1: float) -> tuple[list[tuple[float, float]], list[float]]:
         """(samples, queued instants) of [t0, t1], time-ordered, in one call on the store thread."""
 
+        owed = self._ledger.owed_from_sql
+
         def _query(db: Any) -> tuple[list[tuple[float, float]], list[float]]:
             samples = db.execute("SELECT ts, value FROM meter_history WHERE ts >= ? AND ts <= ? ORDER BY ts",
                                  (t0, t1)).fetchall()
             queued = [row[0] for row in db.execute(
-                f"SELECT ts FROM samples WHERE stream = '' AND ts >= ? AND ts <= ? AND ts >= ({OWED_FROM_SQL}) "
+                f"SELECT ts FROM samples WHERE stream = '' AND ts >= ? AND ts <= ? AND ts >= ({owed}) "
                 "ORDER BY ts", (t0, t1))]
             return samples, queued
 
         return await self._store.call(_query)
 
 
-async def oldest_queued(store: Any) -> Optional[datetime]:
+async def oldest_queued(store: Any, ledger: Ledger) -> Optional[datetime]:
     """The cadence instant of the oldest sample still waiting for the VTN, or None."""
     ts = await store.call(lambda db: db.execute(
-        f"SELECT MIN(ts) FROM samples WHERE ts >= ({OWED_FROM_SQL})").fetchone()[0])
+        f"SELECT MIN(ts) FROM samples WHERE ts >= ({ledger.owed_from_sql})").fetchone()[0])
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
 
 
@@ -121,7 +122,7 @@ class EventHistory:
                 self.records[event_id] = EventRecord(
                     event=event_from_dict(data["event"]),
                     first_seen=datetime.fromtimestamp(data["first_seen"], timezone.utc),
-                    modifications=tuple((int(n), datetime.fromtimestamp(t, timezone.utc))
+                    modifications=tuple((str(n), datetime.fromtimestamp(t, timezone.utc))
                                         for n, t in data["modifications"]),
                     removed_at=datetime.fromtimestamp(data["removed_at"], timezone.utc)
                     if data.get("removed_at") is not None else None,
@@ -139,12 +140,12 @@ class EventHistory:
             if record is not None and record.event == event and record.removed_at is None:
                 continue
             if record is None:
-                record = EventRecord(event=event, first_seen=now, modifications=((event.modification_number, now),),
+                record = EventRecord(event=event, first_seen=now, modifications=((event.revision.label, now),),
                                      cancelled_at=now if event.cancelled else None)
             else:
                 mods = record.modifications
-                if not mods or mods[-1][0] != event.modification_number:
-                    mods = mods + ((event.modification_number, now),)
+                if not mods or mods[-1][0] != event.revision.label:
+                    mods = mods + ((event.revision.label, now),)
                 cancelled_at = record.cancelled_at
                 if event.cancelled and not record.event.cancelled:
                     cancelled_at = now

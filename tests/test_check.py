@@ -16,15 +16,9 @@ from adrgw.config import inifile
 from adrgw.config.check import address_on_host, state_directory_problem
 from adrgw.config.settings import load
 
-from .test_config import problems
+from .support.config import MINIMAL, problems
 
 ROOT = Path(__file__).resolve().parent.parent
-MINIMAL = """[ven]
-ven_name = ven123
-vtn_url = http://127.0.0.1:8080/OpenADR2/Simple/2.0b
-[bacnet]
-address = 127.0.0.1/8
-"""
 
 
 def check(tmp_path: Path, text: str) -> subprocess.CompletedProcess:

@@ -13,33 +13,9 @@ from hypothesis import strategies as st
 
 from adrgw.config.settings import ConfigError, load, measurement_unit, parse_routes
 
+from .support.config import MINIMAL, problems, run_cli, write
+
 ROOT = Path(__file__).resolve().parent.parent
-MINIMAL = """
-[ven]
-ven_name = ven123
-vtn_url = http://127.0.0.1:8080/OpenADR2/Simple/2.0b
-[bacnet]
-address = 127.0.0.1/8
-"""
-
-
-def write(tmp_path: Path, text: str | bytes) -> Path:
-    path = tmp_path / "config.ini"
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
-
-
-def problems(tmp_path: Path, text: str | bytes) -> list[str]:
-    """Load as a user would from the config's own folder, so messages start with 'config.ini:'."""
-    write(tmp_path, text)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        with pytest.raises(ConfigError) as info:
-            load("config.ini")
-    finally:
-        os.chdir(cwd)
-    return info.value.problems
 
 
 def test_committed_example_is_valid_and_matches_contract_defaults() -> None:
@@ -171,11 +147,6 @@ def test_loader_turns_any_text_into_settings_or_problems(tmp_path_factory, text:
 
 
 # -- the command line, as a user runs it -------------------------------------------------------------
-
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "bacnet_server_ven.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
-
 
 def test_check_ok_prints_summary_and_exits_0() -> None:
     result = run_cli("--check")

@@ -9,7 +9,7 @@ import pytest
 
 from adrgw.config.settings import load
 
-from .test_config import MINIMAL, problems, run_cli, write
+from .support.config import MINIMAL, problems, run_cli, write
 
 
 def test_defaults_are_the_projects_own(tmp_path: Path) -> None:

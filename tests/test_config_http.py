@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adrgw.config.settings import DEFAULT_HTTP_LISTEN, load, parse_http_listen
-from tests.test_config import MINIMAL, problems, run_cli, write
+from .support.config import MINIMAL, problems, run_cli, write
 
 
 def test_default_when_the_section_is_absent(tmp_path: Path) -> None:

@@ -29,10 +29,11 @@ from adrgw.config.settings import WriteTarget
 from adrgw.demo.embedded import free_port
 from adrgw.core.ratelimit import RateLimitedLog
 
-from .bas import SimulatedBas
-from .conftest import gateway_settings, wait_for
-from .test_lan import lan  # noqa: F401 - the network-namespace LAN fixture
-from .test_process import config_text, spawn
+from .support.bas import SimulatedBas
+from .support.config import gateway_settings
+from .support.wait import wait_for
+from .support.config import config_text
+from .support.process import spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "tests" / "interop" / "js"
@@ -466,7 +467,7 @@ async def test_device_communication_control_during_an_event(vtn, meter, bas, sta
 @pytest.mark.integration
 async def test_reinitialize_device_relinquishes_persists_and_exits_for_systemd(vtn, meter, bas, tmp_path) -> None:
     gw_port = free_port(socket.SOCK_DGRAM)
-    text = config_text(vtn.url, gw_port, meter.port).replace("[bacnet]\n", f"[bacnet]\npassword = {PASSWORD}\n")
+    text = config_text(vtn.url, gw_port, meter.port, bacnet={"password": PASSWORD})
     (tmp_path / "config.ini").write_text(text + f"""
 [write.cooling]
 address = {bas.address}
@@ -567,7 +568,7 @@ async def test_pics_matches_the_device(vtn, meter, start_gateway, tmp_path) -> N
 
 @pytest.mark.integration
 async def test_bac_py_sees_identity_network_port_rejects_and_dcc(vtn, meter, start_gateway, tmp_path) -> None:
-    from .test_interop import interop_python
+    from .support.process import interop_python
 
     python = interop_python()
     settings = gateway_settings(vtn.url, meter, tmp_path)
@@ -607,7 +608,8 @@ async def test_broadcast_who_is_and_dcc_on_a_real_lan(lan, tmp_path) -> None:
     disable silences it (even for Who-Is); enable brings it back."""
     import sys
 
-    from .test_lan import HOSTS, Lines
+    from .support.lan import HOSTS
+    from .support.process import Lines
 
     node = node_client()
     env = dict(os.environ, HOME=str(tmp_path), PYTHONUNBUFFERED="1")

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from adrgw.demo.embedded import free_port
 from adrgw.core.lograte import BacklogNotice, DeliverySummary
 
-from .conftest import wait_for
-from .test_process import config_text, spawn
+from .support.wait import wait_for
+from .support.config import config_text
+from .support.process import spawn
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
@@ -147,7 +148,7 @@ async def test_backlog_line_while_the_vtn_is_away_and_the_count_at_stop(meter, t
     from adrgw.app import Gateway
     from adrgw.demo.embedded import DemoVtn
 
-    from .conftest import gateway_settings
+    from .support.config import gateway_settings
 
     caplog.set_level(logging.INFO, logger="adrgw")
     monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", 0.5)

@@ -18,8 +18,10 @@ import pytest
 from adrgw.demo.embedded import DemoVtn, free_port
 from adrgw.ops.sdnotify import Notifier
 
-from .conftest import gateway_settings, wait_for
-from .test_process import config_text, spawn
+from .support.config import gateway_settings
+from .support.wait import wait_for
+from .support.config import config_text
+from .support.process import spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from openleadr.messaging import TEMPLATES, create_message
 from adrgw.openadr import oadr_fixes
 from adrgw.demo.embedded import DemoVtn, free_port
 
-from .schema_vtn import validate
+from .support.schema_vtn import validate
 
 REGISTRATION = dict(request_id="r1", ven_name="ven", ven_id=None, http_pull_model=True, xml_signature=False,
                     report_only=False, profile_name="2.0b", transport_name="simpleHttp", transport_address=None,

@@ -239,7 +239,7 @@ def test_report_durations_keep_fractions_and_zero(ms: int) -> None:
     second and renders zero as an invalid 'P'."""
     from adrgw.openadr.oadr_report import duration_text
 
-    from .schema_vtn import parse_duration
+    from .support.schema_vtn import parse_duration
 
     value = timedelta(milliseconds=ms)
     assert parse_duration(duration_text(value)) == value

@@ -22,7 +22,7 @@ from adrgw.persist.store import RESERVE_NAME, Store
 from adrgw.core.supervise import TaskHealth, restart_delay, supervised
 from adrgw.core.telemetry import Sample, SampleQueue, next_tick, plan
 
-from .acks import acknowledge, start_usage_request
+from .support.acks import acknowledge, start_usage_request
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 times = st.floats(min_value=1e9, max_value=2e9, allow_nan=False)

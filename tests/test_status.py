@@ -19,8 +19,9 @@ import pytest
 from adrgw.demo.embedded import free_port
 from adrgw.ops.status import main as status_main
 
-from .conftest import wait_for
-from .test_process import config_text, spawn
+from .support.wait import wait_for
+from .support.config import config_text
+from .support.process import spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 

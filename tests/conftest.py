@@ -29,6 +29,26 @@ from .support.lan import HOSTS, sh  # noqa: E402
 
 logsetup.setup("INFO")
 
+#: Tiers (pytest.ini): a test file names its tier in a module-level ``pytestmark``; a test in a ``unit``
+#: file that needs more carries its own heavier mark, which takes the place of the file's ``unit``.
+HEAVIER_THAN_UNIT = {"integration", "process", "interop"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Hand a ``unit`` file's mark down to its tests, except to those marked heavier themselves, so
+    ``-m unit`` selects exactly the pure tests (runs before pytest's own ``-m`` deselection)."""
+    modules = {item.getparent(pytest.Module) for item in items} - {None}
+    for module in modules:
+        unit = [mark for mark in module.own_markers if mark.name == "unit"]
+        if not unit:
+            continue
+        module.own_markers[:] = [mark for mark in module.own_markers if mark.name != "unit"]
+        for item in items:
+            if item.getparent(pytest.Module) is module and not {
+                    mark.name for mark in item.iter_markers()} & HEAVIER_THAN_UNIT:
+                item.own_markers.extend(unit)
+
 
 @pytest.fixture
 async def vtn() -> AsyncIterator[DemoVtn]:

@@ -15,6 +15,8 @@ from adrgw.config.settings import ConfigError, load, measurement_unit, parse_rou
 
 from .support.config import MINIMAL, problems, run_cli, write
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -148,12 +150,14 @@ def test_loader_turns_any_text_into_settings_or_problems(tmp_path_factory, text:
 
 # -- the command line, as a user runs it -------------------------------------------------------------
 
+@pytest.mark.process
 def test_check_ok_prints_summary_and_exits_0() -> None:
     result = run_cli("--check")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("config.ini: OK")
 
 
+@pytest.mark.process
 def test_check_bad_config_exits_2_one_line_per_problem_no_traceback(tmp_path: Path) -> None:
     write(tmp_path, "[ven]\nven_name = x\nvtn_url = ftp://x\n[bacnet]\naddress = 1.2.3.4/8\nport = 0\n")
     result = run_cli("--check", "-c", "config.ini", cwd=tmp_path)
@@ -165,12 +169,14 @@ def test_check_bad_config_exits_2_one_line_per_problem_no_traceback(tmp_path: Pa
     assert len(lines) == 2
 
 
+@pytest.mark.process
 def test_running_with_bad_config_also_exits_2(tmp_path: Path) -> None:
     result = run_cli("--config", str(tmp_path / "missing.ini"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "missing.ini: cannot read file" in result.stderr
 
 
+@pytest.mark.process
 def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0 and "bacnet_server_ven.py 1." in result.stdout

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from adrgw.config.settings import DEFAULT_HTTP_LISTEN, load, parse_http_listen
 from .support.config import MINIMAL, problems, run_cli, write
 
+pytestmark = pytest.mark.unit
+
 
 def test_default_when_the_section_is_absent(tmp_path: Path) -> None:
     assert load(write(tmp_path, MINIMAL)).http.listen == ("127.0.0.1", 8047) == DEFAULT_HTTP_LISTEN
@@ -59,6 +61,7 @@ def test_parser_never_crashes_on_any_text(text: str) -> None:
     assert result is None or (isinstance(result[0], str) and 1 <= result[1] <= 65535)
 
 
+@pytest.mark.process
 def test_check_prints_where_the_status_page_is(tmp_path: Path) -> None:
     write(tmp_path, MINIMAL + "[http]\nlisten = 127.0.0.1:9047\n")
     result = run_cli("--check", "-c", "config.ini", cwd=tmp_path)
@@ -69,6 +72,7 @@ def test_check_prints_where_the_status_page_is(tmp_path: Path) -> None:
                                                                      cwd=tmp_path).stdout.splitlines()
 
 
+@pytest.mark.process
 def test_check_with_a_bad_listen_exits_2_without_traceback(tmp_path: Path) -> None:
     write(tmp_path, MINIMAL + "[http]\nlisten = everywhere\n")
     result = run_cli("--check", "-c", "config.ini", cwd=tmp_path)

@@ -35,6 +35,8 @@ from .support.wait import wait_for
 from .support.config import config_text
 from .support.process import spawn
 
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
+
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "tests" / "interop" / "js"
 PICS = ROOT / "docs" / "PICS.md"

@@ -11,6 +11,7 @@ import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
@@ -25,6 +26,8 @@ from .support.wait import wait_for
 from .support.config import config_text
 from .support.process import spawn
 from .support.readings import clock_value
+
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 

@@ -36,7 +36,7 @@ from .support.faultproxy import FaultProxy
 from .support.readings import assert_exactly_once_in_order_matching_meter, clock_value
 from .support.process import ROOT, Proc
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process]
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 GATEWAY_STATUS = ObjectIdentifier("multi-state-value,2")

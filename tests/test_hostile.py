@@ -31,7 +31,7 @@ from .support.wait import wait_for
 from .support.process import PROBE, interop_python
 from .support.process import spawn
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process, pytest.mark.interop]
 
 BOMB = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
         + b"".join(b' <!ENTITY lol%d "%s">\n' % (i, (b"&lol%s;" % (str(i - 1).encode() if i > 2 else b"")) * 10)

@@ -18,7 +18,7 @@ from .support.config import gateway_settings
 from .support.process import PROBE, interop_python
 from .support.wait import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
 
 async def test_bac_py_discovers_reads_and_cannot_write_the_level(vtn, meter, start_gateway, tmp_path) -> None:

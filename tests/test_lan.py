@@ -28,7 +28,7 @@ from .support.lan import HOSTS
 from .support.process import PROBE, ROOT, Lines, interop_python
 from .support.wait import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process, pytest.mark.interop]
 
 
 async def test_router_discovery_and_broadcast_who_is_on_a_real_lan(lan, tmp_path) -> None:

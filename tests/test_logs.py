@@ -21,6 +21,8 @@ from .support.wait import wait_for
 from .support.config import config_text
 from .support.process import spawn
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
@@ -29,6 +31,7 @@ def info(lines: list[str]) -> list[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.process
 async def test_one_info_line_per_meter_cycle_and_countdowns_at_debug(vtn, meter, tmp_path) -> None:
     (tmp_path / "config.ini").write_text(config_text(vtn.url, free_port(socket.SOCK_DGRAM), meter.port))
     proc = await spawn(cwd=tmp_path, home=tmp_path)
@@ -65,6 +68,8 @@ async def test_one_info_line_per_meter_cycle_and_countdowns_at_debug(vtn, meter,
 
 @pytest.mark.integration
 @pytest.mark.timeout(240)
+@pytest.mark.process
+@pytest.mark.slow
 async def test_silent_meter_for_60_s_leaves_no_traceback_in_the_log(vtn, meter, tmp_path) -> None:
     """bacpypes3 0.0.110 sets an exception on the already-cancelled future of a timed-out read in a
     task nobody awaits; without adrgw.bacnet.bacpypes3_futures this printed 'Task exception was never
@@ -167,6 +172,7 @@ async def test_backlog_line_while_the_vtn_is_away_and_the_count_at_stop(meter, t
     assert len(kept) == 1 and kept[0].split()[0].isdigit() and int(kept[0].split()[0]) >= 2, kept
 
 
+@pytest.mark.integration
 async def test_late_answer_for_an_abandoned_request_is_dropped_without_a_traceback(caplog) -> None:
     """Pins the second site of the bacpypes3 0.0.110 bug (adrgw.bacnet.bacpypes3_futures): an answer that
     arrives after the request's future was cancelled (our bounded read gave up) made

@@ -23,6 +23,8 @@ from .support.wait import wait_for
 from .support.config import config_text
 from .support.process import spawn
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,6 +57,7 @@ def test_notifier_abstract_namespace_and_watchdog_interval() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.process
 async def test_daemon_sends_ready_status_watchdog_then_stopping(vtn, meter, tmp_path) -> None:
     sock, path = notify_socket(tmp_path)
     gw_port = free_port(socket.SOCK_DGRAM)
@@ -83,6 +86,7 @@ async def test_daemon_sends_ready_status_watchdog_then_stopping(vtn, meter, tmp_
 
 
 @pytest.mark.integration
+@pytest.mark.process
 async def test_sighup_is_logged_and_ignored(vtn, meter, tmp_path) -> None:
     gw_port = free_port(socket.SOCK_DGRAM)
     (tmp_path / "config.ini").write_text(config_text(vtn.url, gw_port, meter.port))
@@ -99,6 +103,7 @@ async def test_sighup_is_logged_and_ignored(vtn, meter, tmp_path) -> None:
     assert code == 0
 
 
+@pytest.mark.process
 def test_unit_file_passes_systemd_analyze_verify(tmp_path) -> None:
     if shutil.which("systemd-analyze") is None:
         if os.environ.get("CI"):

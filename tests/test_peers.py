@@ -18,7 +18,7 @@ from .support.wait import wait_for
 from .support.process import Proc, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process]
 
 
 def test_rehearsal_config_is_valid_and_uses_the_documented_ports(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from .support.config import config_text
 from .support.process import spawn
 from .support.wait import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from adrgw.persist import store as S
 from adrgw.persist.store import Store
 from adrgw.core.telemetry import Sample, SampleQueue
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 t0 = T0.timestamp()

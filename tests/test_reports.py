@@ -6,10 +6,13 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adrgw.openadr import reports as R
+
+pytestmark = pytest.mark.unit
 
 OFFERED = [R.OfferedReport("TU", R.USAGE, {"m": "", "p1": "p1"}),
            R.OfferedReport("HU", R.HISTORY, {"m": "", "p1": "p1"}),

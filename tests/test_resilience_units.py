@@ -24,6 +24,8 @@ from adrgw.core.telemetry import Sample, SampleQueue, next_tick, plan
 
 from .support.acks import acknowledge, start_usage_request
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 times = st.floats(min_value=1e9, max_value=2e9, allow_nan=False)
 intervals = st.sampled_from([0.5, 1.0, 10.0, 60.0])

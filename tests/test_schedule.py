@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from adrgw.core.schedule import Event, Interval, active, evaluate, event_from_oadr, merge, next_boundary
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 

@@ -20,6 +20,8 @@ from adrgw.core.targeting import IDENTITY_KINDS, Identity, is_targeted, target_v
 from .support.config import MINIMAL
 from .support.config import problems as config_problems
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 ME = Identity(ven_id="ven-1", resource_ids=frozenset({"device001", "chiller"}), group_ids=frozenset({"north"}),
               party_ids=frozenset({"acme"}))

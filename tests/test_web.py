@@ -36,7 +36,7 @@ from adrgw.config.settings import HttpSettings, Settings, WriteTarget
 from .support.config import gateway_settings, udp_port
 from .support.wait import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
 LEVEL = ObjectIdentifier("analog-value,1")
 PV = PropertyIdentifier("present-value")

@@ -30,10 +30,9 @@ from adrgw.demo.embedded import free_port
 from adrgw.core.ratelimit import RateLimitedLog
 
 from .support.bas import SimulatedBas
-from .support.config import gateway_settings
-from .support.wait import wait_for
-from .support.config import config_text
+from .support.config import config_text, gateway_settings
 from .support.process import spawn
+from .support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
 

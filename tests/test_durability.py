@@ -21,11 +21,10 @@ from adrgw.persist.store import Store
 from adrgw.core.telemetry import Sample, SampleQueue
 
 from .support.acks import acknowledge, start_usage_request
-from .support.config import gateway_settings
-from .support.wait import wait_for
-from .support.config import config_text
+from .support.config import config_text, gateway_settings
 from .support.process import spawn
-from .support.readings import clock_value
+from .support.readings import assert_exactly_once_in_order_matching_meter, clock_value
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -32,8 +32,8 @@ from adrgw.demo.embedded import DemoVtn, free_port
 from adrgw.core.signals import SignalPoint
 
 from .support.config import gateway_settings
-from .support.wait import wait_for
 from .support.schema_vtn import NS, SchemaVtn, Signal, event_xml, validate
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 PV = PropertyIdentifier("present-value")

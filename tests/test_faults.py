@@ -30,11 +30,11 @@ from bacpypes3.primitivedata import ObjectIdentifier
 
 from adrgw.demo.embedded import DemoVtn, free_port
 
-from .support.wait import wait_for
 from .support.config import config_text
 from .support.faultproxy import FaultProxy
+from .support.process import Proc, ROOT
 from .support.readings import assert_exactly_once_in_order_matching_meter, clock_value
-from .support.process import ROOT, Proc
+from .support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.process]
 

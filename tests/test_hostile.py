@@ -27,9 +27,8 @@ from adrgw.demo.embedded import free_port
 from adrgw.core.schedule import Event, event_from_oadr
 
 from .support.config import config_text, gateway_settings
+from .support.process import PROBE, interop_python, spawn
 from .support.wait import wait_for
-from .support.process import PROBE, interop_python
-from .support.process import spawn
 
 pytestmark = [pytest.mark.integration, pytest.mark.process, pytest.mark.interop]
 

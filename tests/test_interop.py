@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 

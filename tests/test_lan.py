@@ -13,19 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import uuid
-from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
 from .support.config import config_ini
 from .support.lan import HOSTS
-from .support.process import PROBE, ROOT, Lines, interop_python
+from .support.process import Lines, PROBE, ROOT, interop_python
 from .support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.process, pytest.mark.interop]

@@ -21,11 +21,9 @@ from adrgw.bacnet import points as P
 from adrgw.app import Gateway
 from adrgw.demo.embedded import DemoVtn, free_port
 
-from .support.config import gateway_settings
+from .support.config import config_text, gateway_settings
+from .support.process import ROOT, interop_python, spawn
 from .support.wait import wait_for
-from .support.process import ROOT, interop_python
-from .support.config import config_text
-from .support.process import spawn
 
 pytestmark = pytest.mark.integration
 PV = PropertyIdentifier("present-value")

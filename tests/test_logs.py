@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from adrgw.demo.embedded import free_port
 from adrgw.core.lograte import BacklogNotice, DeliverySummary
 
-from .support.wait import wait_for
 from .support.config import config_text
 from .support.process import spawn
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.unit
 

@@ -18,10 +18,9 @@ import pytest
 from adrgw.demo.embedded import DemoVtn, free_port
 from adrgw.ops.sdnotify import Notifier
 
-from .support.config import gateway_settings
-from .support.wait import wait_for
-from .support.config import config_text
+from .support.config import config_text, gateway_settings
 from .support.process import spawn
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.unit
 

@@ -14,8 +14,8 @@ import pytest
 from adrgw.config.settings import load
 from adrgw.demo.peers import PEER_BAS_PORT, PEER_GATEWAY_PORT, PEER_ROUTER_PORT, PEER_VTN_PORT, rehearsal_config
 
-from .support.wait import wait_for
 from .support.process import Proc, spawn
+from .support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.integration, pytest.mark.process]

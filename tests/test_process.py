@@ -4,12 +4,8 @@ cleanly (exit 0 within the 5 s grace period)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
-import sys
-import time
-from pathlib import Path
 
 import pytest
 

@@ -66,4 +66,3 @@ def test_readme_snippets_run_and_print_what_the_readme_shows(tmp_path: Path) -> 
         assert result.returncode == 0, f"README snippet failed:\n{body}\n{result.stderr}"
         assert "Traceback" not in result.stderr
         last_output = result.stdout
-import pytest

@@ -17,8 +17,8 @@ from adrgw.openadr import oadr_report
 from adrgw.demo.embedded import SimulatedMeter
 
 from .support.config import gateway_settings, udp_port
-from .support.schema_vtn import ParsedReport, SchemaVtn, payload, report_request_xml, validate
 from .support.readings import clock_value
+from .support.schema_vtn import ParsedReport, SchemaVtn, payload, report_request_xml, validate
 
 pytestmark = pytest.mark.integration
 

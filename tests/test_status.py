@@ -19,9 +19,9 @@ import pytest
 from adrgw.demo.embedded import free_port
 from adrgw.ops.status import main as status_main
 
-from .support.wait import wait_for
 from .support.config import config_text
 from .support.process import spawn
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.unit
 

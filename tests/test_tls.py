@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from dataclasses import replace
 
 import pytest
 
 from adrgw.demo.embedded import DemoVtn, free_port
 
-from .support.config import gateway_settings
-from .support.wait import wait_for
 from .support.pki import build, fingerprint, issue, make_ca, tls_settings
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -21,11 +21,9 @@ from adrgw.config.settings import WriteTarget
 from adrgw.demo.embedded import free_port
 
 from .support.bas import SimulatedBas
-from .support.config import gateway_settings
+from .support.config import config_text, gateway_settings
+from .support.process import ROOT, interop_python, spawn
 from .support.wait import wait_for
-from .support.process import ROOT, interop_python
-from .support.config import config_text
-from .support.process import spawn
 
 pytestmark = pytest.mark.integration
 

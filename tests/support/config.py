@@ -21,7 +21,16 @@ from typing import Any, Mapping, Optional, Union
 
 import pytest
 
-from adrgw.config.settings import BacnetSettings, ConfigError, MeterSettings, Route, Settings, StateSettings, VenSettings, load
+from adrgw.config.settings import (
+    BacnetSettings,
+    ConfigError,
+    MeterSettings,
+    Route,
+    Settings,
+    StateSettings,
+    VenSettings,
+    load,
+)
 from adrgw.demo.embedded import SimulatedMeter, free_port
 
 from .process import SCRIPT
@@ -43,7 +52,7 @@ def _text(value: Value) -> str:
     return str(value)
 
 
-def config_ini(overrides: Sections = {}, /, *, base: Sections = MINIMAL_SECTIONS,
+def config_ini(overrides: Optional[Sections] = None, /, *, base: Sections = MINIMAL_SECTIONS,
                **sections: Optional[Section]) -> str:
     """``base`` with ``overrides`` and ``sections`` applied, rendered as config.ini text.
 
@@ -51,7 +60,7 @@ def config_ini(overrides: Sections = {}, /, *, base: Sections = MINIMAL_SECTIONS
     base's, in the order given."""
     merged: dict[str, dict[str, Value]] = {name: {k: v for k, v in (keys or {}).items() if v is not None}
                                           for name, keys in base.items() if keys is not None}
-    for name, keys in {**overrides, **sections}.items():
+    for name, keys in {**(overrides or {}), **sections}.items():
         if keys is None:
             merged.pop(name, None)
             continue
@@ -71,7 +80,7 @@ def config_ini(overrides: Sections = {}, /, *, base: Sections = MINIMAL_SECTIONS
 MINIMAL = config_ini()
 
 
-def config_text(vtn_url: str, gateway_port: int, router_port: int, overrides: Sections = {}, /,
+def config_text(vtn_url: str, gateway_port: int, router_port: int, overrides: Optional[Sections] = None, /,
                 **sections: Optional[Section]) -> str:
     """The config of a gateway process on loopback: the VTN at ``vtn_url``, its BACnet port, a route to
     the simulated meter's router, 1 s meter interval, state in ./state, the page on a free port."""

@@ -47,7 +47,7 @@ ADDING = re.compile(r"Adding (\S+), (\S+) to report")
 def config(vtn_url: str, gateway_port: int, router_port: int, state: str = "./state",
            request_timeout: float = 1.0) -> str:
     return config_text(vtn_url, gateway_port, router_port, ven={"ven_name": "fault-ven", "request_timeout": request_timeout},
-                       state={"directory": state}, http=None)
+                       state={"directory": state})
 
 
 async def start(tmp_path: Path, env: Optional[dict[str, str]] = None) -> Proc:

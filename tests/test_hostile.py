@@ -81,7 +81,7 @@ async def test_hostile_vtn_replies_are_refused_and_the_gateway_keeps_running(met
     gw_port = free_port(socket.SOCK_DGRAM)
     (tmp_path / "config.ini").write_text(config_text(
         f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", gw_port, meter.port,
-        ven={"ven_name": "hostile-test", "request_timeout": 2, "retry_max": 1}, state=None, http=None))
+        ven={"ven_name": "hostile-test", "request_timeout": 2, "retry_max": 1}, state=None))
     proc = await spawn(cwd=tmp_path, home=tmp_path)
     try:
         await wait_for(lambda: len(served) >= len(kinds) + 1, 40, step=0.1, what="every hostile reply served")

@@ -41,7 +41,7 @@ setup()
 
 from adrgw.ops import logsetup  # noqa: E402
 from adrgw.demo.embedded import DemoVtn, SimulatedMeter, free_port  # noqa: E402
-from tests.faultproxy import FaultProxy  # noqa: E402
+from tests.support.faultproxy import FaultProxy  # noqa: E402
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 ADDING = re.compile(r"Adding (\S+), (\S+) to report")

@@ -5,7 +5,7 @@ Two figures:
 * computed hour: the schedule of adrgw/reports.py over one hour of 10 s samples, each report
   rendered as the gateway renders it (adrgw/oadr_report.py); the one-per-sample figure rendered
   with openleadr's oadrUpdateReport template as the gateway did before (one interval each);
-* measured run: the real gateway against the schema VTN (tests/schema_vtn.py) over HTTP with a real
+* measured run: the real gateway against the schema VTN (tests/support/schema_vtn.py) over HTTP with a real
   BACnet meter, time-scaled 10x (1 s sampling, reportBackDuration 6 s vs 1 s), counting what the VTN
   received, then scaled to one hour of 10 s sampling.
 Polls (one oadrPoll per poll period, the same in both cases) are not counted.
@@ -70,7 +70,7 @@ async def measured(back: float, seconds: float) -> tuple[int, int, int]:
     1 s-sampling gateway asked for reportBackDuration ``back``."""
     from adrgw.app import Gateway
     from adrgw.demo.embedded import SimulatedMeter
-    from tests.schema_vtn import SchemaVtn, report_request_xml
+    from tests.support.schema_vtn import SchemaVtn, report_request_xml
 
     vtn = SchemaVtn()
     meter = SimulatedMeter(port=_common.udp())

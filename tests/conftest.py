@@ -1,4 +1,5 @@
-"""Shared fixtures: real peers on loopback (openleadr VTN, bacpypes3 router + meter, a BACnet client).
+"""Shared fixtures: real peers on loopback (openleadr VTN, bacpypes3 router + meter, a BACnet client),
+in-process gateways, a LAN in network namespaces. Helpers live in tests/support/.
 
 BAC0 writes ~/.BAC0 and reads ~/.BAC0/device.json at import: HOME points at a throw-away folder
 before anything imports it, so tests are hermetic.
@@ -12,33 +13,41 @@ import tempfile
 _HOME = tempfile.mkdtemp(prefix="adrgw-test-home-")
 os.environ["HOME"] = _HOME
 
-import asyncio  # noqa: E402
-import socket  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import uuid  # noqa: E402
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
 from adrgw.ops import logsetup  # noqa: E402
-from adrgw.config.settings import BacnetSettings, MeterSettings, Route, Settings, StateSettings, VenSettings  # noqa: E402
+from adrgw.config.settings import Settings  # noqa: E402
 from adrgw.demo.embedded import DemoVtn, SimulatedMeter, free_port  # noqa: E402
+
+from .support.config import udp_port  # noqa: E402
+from .support.lan import HOSTS, sh  # noqa: E402
 
 logsetup.setup("INFO")
 
-
-async def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05,
-                   what: str = "condition") -> None:
-    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(step)
+#: Tiers (pytest.ini): a test file names its tier in a module-level ``pytestmark``; a test in a ``unit``
+#: file that needs more carries its own heavier mark, which takes the place of the file's ``unit``.
+HEAVIER_THAN_UNIT = {"integration", "process", "interop"}
 
 
-def udp_port() -> int:
-    return free_port(socket.SOCK_DGRAM)
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Hand a ``unit`` file's mark down to its tests, except to those marked heavier themselves, so
+    ``-m unit`` selects exactly the pure tests (runs before pytest's own ``-m`` deselection)."""
+    modules = {item.getparent(pytest.Module) for item in items} - {None}
+    for module in modules:
+        unit = [mark for mark in module.own_markers if mark.name == "unit"]
+        if not unit:
+            continue
+        module.own_markers[:] = [mark for mark in module.own_markers if mark.name != "unit"]
+        for item in items:
+            if item.getparent(pytest.Module) is module and not {
+                    mark.name for mark in item.iter_markers()} & HEAVIER_THAN_UNIT:
+                item.own_markers.extend(unit)
 
 
 @pytest.fixture
@@ -55,17 +64,6 @@ async def meter() -> AsyncIterator[SimulatedMeter]:
     await sim.start()
     yield sim
     await sim.stop()
-
-
-def gateway_settings(vtn_url: str, meter: Optional[SimulatedMeter], tmp_path: Any, **meter_overrides: Any) -> Settings:
-    routes = (Route(12345, meter.host, meter.port),) if meter else ()
-    return Settings(
-        ven=VenSettings(ven_name="test-ven", vtn_url=vtn_url, request_timeout=3.0, retry_max=2.0),
-        bacnet=BacnetSettings(address="127.0.0.1/8", port=udp_port(), device_id=599, routes=routes),
-        meter=replace(MeterSettings(interval=1.0, timeout=0.5), **meter_overrides),
-        state=StateSettings(directory=str(tmp_path / "state")),
-        source="(test)",
-    )
 
 
 @pytest.fixture
@@ -102,3 +100,33 @@ async def start_gateway() -> AsyncIterator[GatewayFactory]:
     yield start
     for gateway in started:
         await gateway.stop()
+
+
+@pytest.fixture
+def lan() -> Iterator[dict[str, str]]:
+    """A LAN in network namespaces (gateway, peer, client on a bridge; addresses in support.lan.HOSTS):
+    the namespace names by role. Skipped without root and iproute2, failed under CI."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        message = "network namespaces need root and iproute2"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    tag = uuid.uuid4().hex[:6]
+    names = {role: f"adrgw-{tag}-{role}" for role in (*HOSTS, "br")}
+    try:
+        sh("ip", "netns", "add", names["br"])
+        sh("ip", "netns", "exec", names["br"], "ip", "link", "add", "br0", "type", "bridge")
+        sh("ip", "netns", "exec", names["br"], "ip", "link", "set", "br0", "up")
+        for role, address in HOSTS.items():
+            ns = names[role]
+            sh("ip", "netns", "add", ns)
+            sh("ip", "netns", "exec", names["br"], "ip", "link", "add", f"v-{role}", "type", "veth",
+               "peer", "name", "eth0", "netns", ns)
+            sh("ip", "netns", "exec", names["br"], "ip", "link", "set", f"v-{role}", "master", "br0", "up")
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/24", "brd", "10.77.0.255", "dev", "eth0")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        yield names
+    finally:
+        for ns in names.values():
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)

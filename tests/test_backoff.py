@@ -3,6 +3,8 @@ never takes a wait above the cap ([ven] retry_max is "at most this long apart").
 
 from __future__ import annotations
 
+import pytest
+
 import random
 
 from hypothesis import given, settings
@@ -10,6 +12,8 @@ from hypothesis import strategies as st
 
 from adrgw.core.backoff import Backoff
 from adrgw.core.supervise import restart_delay
+
+pytestmark = pytest.mark.unit
 
 
 @settings(max_examples=200, deadline=None)

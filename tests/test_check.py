@@ -16,15 +16,11 @@ from adrgw.config import inifile
 from adrgw.config.check import address_on_host, state_directory_problem
 from adrgw.settings_load import load
 
-from .test_config import problems
+from .support.config import MINIMAL, problems
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
-MINIMAL = """[ven]
-ven_name = ven123
-vtn_url = http://127.0.0.1:8080/OpenADR2/Simple/2.0b
-[bacnet]
-address = 127.0.0.1/8
-"""
 
 
 def check(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
@@ -84,6 +80,7 @@ def test_no_suggestion_when_nothing_is_close() -> None:
     assert inifile.did_you_mean("PORT", ["port"]) == "; did you mean 'port'?"
 
 
+@pytest.mark.process
 def test_check_lists_write_and_report_targets(tmp_path: Path) -> None:
     result = check(tmp_path, MINIMAL + "[report.feeder-1]\naddress = 12345:2\nobject = analogInput 1000\n"
                    "[write.zone-sp]\naddress = 127.0.0.1:47830\nobject = analogValue 5\nvalues = 1=74, 2=76\n")
@@ -94,6 +91,7 @@ def test_check_lists_write_and_report_targets(tmp_path: Path) -> None:
     assert "  report feeder-1: 12345:2 analogInput 1000 presentValue -> feeder-1 power_real [kW] x1" in lines
 
 
+@pytest.mark.process
 def test_check_warns_when_the_address_is_not_on_this_host(tmp_path: Path) -> None:
     # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never assigned to a real host.
     result = check(tmp_path, MINIMAL.replace("127.0.0.1/8", "192.0.2.10/24"))
@@ -102,6 +100,7 @@ def test_check_warns_when_the_address_is_not_on_this_host(tmp_path: Path) -> Non
     assert address_on_host("127.0.0.1") and not address_on_host("192.0.2.10")
 
 
+@pytest.mark.process
 def test_check_of_the_shipped_example_warns_about_its_address() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "bacnet_server_ven.py"), "--check"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
@@ -116,6 +115,7 @@ def test_unwritable_state_directory_warns_as_a_user(tmp_path: Path) -> None:
     assert "not writable" in state_directory_problem(str(locked))
 
 
+@pytest.mark.process
 def test_unwritable_state_directory_warns(tmp_path: Path) -> None:
     """As root every directory is writable; a state 'directory' below a file cannot be created by anyone."""
     blocker = tmp_path / "afile"
@@ -128,6 +128,7 @@ def test_unwritable_state_directory_warns(tmp_path: Path) -> None:
     assert state_directory_problem(str(tmp_path / "new" / "state")) == ""
 
 
+@pytest.mark.process
 def test_check_with_syntax_error_exits_2_without_traceback(tmp_path: Path) -> None:
     result = check(tmp_path, MINIMAL + "[meter\n")
     assert result.returncode == 2

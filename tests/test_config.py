@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,33 +12,11 @@ from adrgw.config.settings import ConfigError, parse_routes
 from adrgw.openadr.config import measurement_unit
 from adrgw.settings_load import load
 
+from .support.config import MINIMAL, problems, run_cli, write
+
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
-MINIMAL = """
-[ven]
-ven_name = ven123
-vtn_url = http://127.0.0.1:8080/OpenADR2/Simple/2.0b
-[bacnet]
-address = 127.0.0.1/8
-"""
-
-
-def write(tmp_path: Path, text: str | bytes) -> Path:
-    path = tmp_path / "config.ini"
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
-
-
-def problems(tmp_path: Path, text: str | bytes) -> list[str]:
-    """Load as a user would from the config's own folder, so messages start with 'config.ini:'."""
-    write(tmp_path, text)
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        with pytest.raises(ConfigError) as info:
-            load("config.ini")
-    finally:
-        os.chdir(cwd)
-    return info.value.problems
 
 
 def test_committed_example_is_valid_and_matches_contract_defaults() -> None:
@@ -175,17 +150,14 @@ def test_loader_turns_any_text_into_settings_or_problems(tmp_path_factory, text:
 
 # -- the command line, as a user runs it -------------------------------------------------------------
 
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "bacnet_server_ven.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
-
-
+@pytest.mark.process
 def test_check_ok_prints_summary_and_exits_0() -> None:
     result = run_cli("--check")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("config.ini: OK")
 
 
+@pytest.mark.process
 def test_check_bad_config_exits_2_one_line_per_problem_no_traceback(tmp_path: Path) -> None:
     write(tmp_path, "[ven]\nven_name = x\nvtn_url = ftp://x\n[bacnet]\naddress = 1.2.3.4/8\nport = 0\n")
     result = run_cli("--check", "-c", "config.ini", cwd=tmp_path)
@@ -197,12 +169,14 @@ def test_check_bad_config_exits_2_one_line_per_problem_no_traceback(tmp_path: Pa
     assert len(lines) == 2
 
 
+@pytest.mark.process
 def test_running_with_bad_config_also_exits_2(tmp_path: Path) -> None:
     result = run_cli("--config", str(tmp_path / "missing.ini"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "missing.ini: cannot read file" in result.stderr
 
 
+@pytest.mark.process
 def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0 and "bacnet_server_ven.py 1." in result.stdout

@@ -9,7 +9,9 @@ import pytest
 
 from adrgw.settings_load import load
 
-from .test_config import MINIMAL, problems, run_cli, write
+from .support.config import MINIMAL, problems, run_cli, write
+
+pytestmark = pytest.mark.unit
 
 
 def test_defaults_are_the_projects_own(tmp_path: Path) -> None:
@@ -45,6 +47,7 @@ def test_each_bad_value_has_its_one_line_message(tmp_path: Path, line: str, expe
     assert all("\n" not in p for p in found)
 
 
+@pytest.mark.process
 def test_check_exits_2_without_traceback(tmp_path: Path) -> None:
     write(tmp_path, MINIMAL + "vendor_id = -1\npassword = " + "x" * 30 + "\n")
     result = run_cli("--check", "-c", "config.ini", cwd=tmp_path)

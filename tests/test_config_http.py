@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from adrgw.config.settings import DEFAULT_HTTP_LISTEN, parse_http_listen
 from adrgw.settings_load import load
-from tests.test_config import MINIMAL, problems, run_cli, write
+from .support.config import MINIMAL, problems, run_cli, write
+
+pytestmark = pytest.mark.unit
 
 
 def test_default_when_the_section_is_absent(tmp_path: Path) -> None:
@@ -60,6 +62,7 @@ def test_parser_never_crashes_on_any_text(text: str) -> None:
     assert result is None or (isinstance(result[0], str) and 1 <= result[1] <= 65535)
 
 
+@pytest.mark.process
 def test_check_prints_where_the_status_page_is(tmp_path: Path) -> None:
     write(tmp_path, MINIMAL + "[http]\nlisten = 127.0.0.1:9047\n")
     result = run_cli("--check", "-c", "config.ini", cwd=tmp_path)
@@ -70,6 +73,7 @@ def test_check_prints_where_the_status_page_is(tmp_path: Path) -> None:
                                                                      cwd=tmp_path).stdout.splitlines()
 
 
+@pytest.mark.process
 def test_check_with_a_bad_listen_exits_2_without_traceback(tmp_path: Path) -> None:
     write(tmp_path, MINIMAL + "[http]\nlisten = everywhere\n")
     result = run_cli("--check", "-c", "config.ini", cwd=tmp_path)

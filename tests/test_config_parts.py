@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL_LIBRARIES = ("openleadr", "bacpypes3", "BAC0")
 # adrgw/config reaches the adapters only through the parts settings_load hands it; it may use the core.

@@ -30,22 +30,21 @@ from adrgw.config.settings import WriteTarget
 from adrgw.demo.embedded import free_port
 from adrgw.core.ratelog import RateLimitedLog
 
-from .bas import SimulatedBas
-from .conftest import gateway_settings, wait_for
-from .test_lan import lan  # noqa: F401 - the network-namespace LAN fixture
-from .test_process import config_text, spawn
+from .support.bacnet_raw import (ACTIVE_COV, ALL, ANALOG_VALUE, BINARY_VALUE, DEVICE, ENUMERATED, LOCAL_DATE,
+                                 NETWORK_PORT, OBJECT_LIST, OBJECT_TYPES, OPTIONAL, PROPERTY_LIST, PV, REAL,
+                                 REQUIRED, SERVICES, device_ready, raw_request)
+from .support.bas import SimulatedBas
+from .support.config import config_text, gateway_settings
+from .support.process import spawn
+from .support.wait import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
 ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "tests" / "interop" / "js"
 PICS = ROOT / "docs" / "PICS.md"
 PASSWORD = "s3cret-pw"
 
-# BACnet numbers the steps use (ASHRAE 135 clause 21)
-DEVICE, ANALOG_VALUE, BINARY_VALUE, NETWORK_PORT = 8, 2, 5, 56
-PV, ALL, PROPERTY_LIST, SERVICES, OBJECT_TYPES = 85, 8, 371, 97, 96
-REQUIRED, OPTIONAL, LOCAL_DATE = 105, 80, 56
-ACTIVE_COV, OBJECT_LIST = 152, 76
-REAL, ENUMERATED = 4, 9
 DCC_ENABLE, DCC_DISABLE, DCC_DISABLE_INITIATION = 0, 1, 2
 WARMSTART, ENDBACKUP = 1, 3
 
@@ -204,33 +203,6 @@ def test_peek_service_reads_only_the_header() -> None:
 
 # -- the device, read by the second stack ---------------------------------------------------------
 
-
-
-def raw_request(port: int, apdu: bytes, wait: float = 2.0) -> bytes:
-    """Send one BACnet/IP unicast with ``apdu`` (NPDU: version 1, expecting reply) from a plain UDP
-    socket and return the first answer's APDU (b'' when none comes)."""
-    npdu = b"\x01\x04"
-    packet = b"\x81\x0a" + struct.pack(">H", 4 + len(npdu) + len(apdu)) + npdu + apdu
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(wait)
-        sock.sendto(packet, ("127.0.0.1", port))
-        try:
-            data, _ = sock.recvfrom(2048)
-        except socket.timeout:
-            return b""
-    # BVLC (4) + NPDU: version, control (no addresses in a local answer)
-    return data[6:]
-
-
-async def device_ready(port: int) -> None:
-    """Wait until the device answers a ReadProperty (bacpypes3 opens its UDP endpoint in a task)."""
-    loop = asyncio.get_running_loop()
-    request = bytes([0x00, 0x05, 1, 12, 0x0C]) + struct.pack(">I", (DEVICE << 22) | 599) + bytes([0x19, 77])
-    for _ in range(20):
-        if (await loop.run_in_executor(None, raw_request, port, request, 0.5))[:1] == b"\x30":
-            return
-    raise AssertionError("the gateway's BACnet device does not answer")
 
 
 @pytest.mark.integration
@@ -474,7 +446,7 @@ async def test_device_communication_control_during_an_event(vtn, meter, bas, sta
 @pytest.mark.integration
 async def test_reinitialize_device_relinquishes_persists_and_exits_for_systemd(vtn, meter, bas, tmp_path) -> None:
     gw_port = free_port(socket.SOCK_DGRAM)
-    text = config_text(vtn.url, gw_port, meter.port).replace("[bacnet]\n", f"[bacnet]\npassword = {PASSWORD}\n")
+    text = config_text(vtn.url, gw_port, meter.port, bacnet={"password": PASSWORD})
     (tmp_path / "config.ini").write_text(text + f"""
 [write.cooling]
 address = {bas.address}
@@ -595,7 +567,7 @@ async def test_pics_matches_the_device(vtn, meter, start_gateway, tmp_path) -> N
 
 @pytest.mark.integration
 async def test_bac_py_sees_identity_network_port_rejects_and_dcc(vtn, meter, start_gateway, tmp_path) -> None:
-    from .test_interop import interop_python
+    from .support.process import interop_python
 
     python = interop_python()
     settings = gateway_settings(vtn.url, meter, tmp_path)
@@ -635,7 +607,8 @@ async def test_broadcast_who_is_and_dcc_on_a_real_lan(lan, tmp_path) -> None:
     disable silences it (even for Who-Is); enable brings it back."""
     import sys
 
-    from .test_lan import HOSTS, Lines
+    from .support.lan import HOSTS
+    from .support.process import Lines
 
     node = node_client()
     env = dict(os.environ, HOME=str(tmp_path), PYTHONUNBUFFERED="1")

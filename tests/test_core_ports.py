@@ -9,6 +9,8 @@ plugs into: nothing here changes the core.
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -20,6 +22,8 @@ from adrgw.core.model import Distribution, EventOutcome, LinkState, Malformed, O
 from adrgw.core.revision import Revision
 from adrgw.core.schedule import Event, Interval, Signal, event_from_dict, event_to_dict
 from adrgw.core.targeting import Identity
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
 ME = Identity(ven_id="ven-7", resource_ids=frozenset({"meter-1"}), group_ids=frozenset({"north"}))

@@ -11,6 +11,7 @@ import sqlite3
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from bacpypes3.basetypes import PropertyIdentifier
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
@@ -21,24 +22,15 @@ from adrgw.core.telemetry import Sample
 from adrgw.openadr.report_store import LEDGER
 from adrgw.persist.samples import SampleQueue
 
-from .acks import acknowledge, start_usage_request
-from .conftest import gateway_settings, wait_for
-from .test_process import config_text, spawn
+from .support.acks import acknowledge, start_usage_request
+from .support.config import config_text, gateway_settings
+from .support.process import spawn
+from .support.readings import assert_exactly_once_in_order_matching_meter, clock_value
+from .support.wait import wait_for
+
+pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
-
-
-def clock_value(t: float) -> float:
-    """The simulated meter's value at wall time t: distinct per second, exact in a 32-bit REAL."""
-    return float(int(t) % 100000)
-
-
-def assert_exactly_once_in_order_matching_meter(readings: list[tuple[datetime, float]]) -> None:
-    stamps = [t for t, _ in readings]
-    assert stamps == sorted(stamps), "not in order"
-    assert len(set(stamps)) == len(stamps), f"duplicates: {sorted({t for t in stamps if stamps.count(t) > 1})}"
-    for stamp, value in readings:
-        assert value == clock_value(stamp.timestamp()), (stamp, value)
 
 
 # -- the queue and the store on their own ---------------------------------------------------------

@@ -1,5 +1,5 @@
 """Issue 12 items 5-8 end to end, against both VTNs (openleadr's OpenADRServer, and the VTN written
-from the 2.0b schema in tests/schema_vtn.py), real BACnet on loopback, and every message the gateway
+from the 2.0b schema in tests/support/schema_vtn.py), real BACnet on loopback, and every message the gateway
 sent validated against openleadr's oadr_20b.xsd:
 
 * EiOpt: ADR-Opt-Out written over BACnet -> oadrCreateOpt per event, oadrCancelOpt on opt-in; kept
@@ -31,8 +31,9 @@ from adrgw.config.settings import VenSettings
 from adrgw.demo.embedded import DemoVtn, free_port
 from adrgw.core.signals import SignalPoint
 
-from .conftest import gateway_settings, wait_for
-from .schema_vtn import NS, SchemaVtn, Signal, event_xml, validate
+from .support.config import gateway_settings
+from .support.schema_vtn import NS, SchemaVtn, Signal, event_xml, validate
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 PV = PropertyIdentifier("present-value")
@@ -398,7 +399,7 @@ async def test_simple_level_outside_0_to_3_is_refused(start_gateway, tmp_path) -
 
 async def test_an_opt_the_vtn_refuses_is_not_sent_again(start_gateway, tmp_path) -> None:
     """An answer with an error code is the VTN's decision: logged, the message leaves the queue."""
-    from .schema_vtn import _response, payload
+    from .support.schema_vtn import _response, payload
 
     class RefusingVtn(SchemaVtn):
         def handle_oadrCreateOpt(self, r: Any) -> Optional[str]:
@@ -428,7 +429,7 @@ async def test_an_opt_the_vtn_refuses_is_not_sent_again(start_gateway, tmp_path)
 
 async def test_an_answer_about_another_opt_is_not_taken_as_this_ones(start_gateway, tmp_path) -> None:
     """2.0b: IDs are validated. An oadrCreatedOpt naming another optID leaves the opt queued (retried)."""
-    from .schema_vtn import _response, payload
+    from .support.schema_vtn import _response, payload
 
     class ConfusedOnceVtn(SchemaVtn):
         confused = True

@@ -30,12 +30,13 @@ from bacpypes3.primitivedata import ObjectIdentifier
 
 from adrgw.demo.embedded import DemoVtn, free_port
 
-from .conftest import wait_for
-from .faultproxy import FaultProxy
-from .test_durability import assert_exactly_once_in_order_matching_meter, clock_value
-from .test_process import ROOT, Proc
+from .support.config import config_text
+from .support.faultproxy import FaultProxy
+from .support.process import Proc, ROOT
+from .support.readings import assert_exactly_once_in_order_matching_meter, clock_value
+from .support.wait import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process]
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 GATEWAY_STATUS = ObjectIdentifier("multi-state-value,2")
@@ -45,22 +46,8 @@ ADDING = re.compile(r"Adding (\S+), (\S+) to report")
 
 def config(vtn_url: str, gateway_port: int, router_port: int, state: str = "./state",
            request_timeout: float = 1.0) -> str:
-    return f"""
-[ven]
-ven_name = fault-ven
-vtn_url = {vtn_url}
-request_timeout = {request_timeout}
-retry_max = 2
-[bacnet]
-address = 127.0.0.1/8
-port = {gateway_port}
-routes = 12345=127.0.0.1:{router_port}
-[meter]
-interval = 1
-timeout = 0.5
-[state]
-directory = {state}
-"""
+    return config_text(vtn_url, gateway_port, router_port, ven={"ven_name": "fault-ven", "request_timeout": request_timeout},
+                       state={"directory": state})
 
 
 async def start(tmp_path: Path, env: Optional[dict[str, str]] = None) -> Proc:
@@ -480,7 +467,7 @@ async def test_read_only_state_directory_keeps_the_device_and_the_level_and_reco
 async def test_wrong_vtn_fingerprint_is_logged_at_error(meter, start_gateway, tmp_path, caplog) -> None:
     import logging
 
-    from .test_tls import build, tls_settings
+    from .support.pki import build, tls_settings
 
     caplog.set_level(logging.WARNING, logger="adrgw")
     ca, vtn_cert, ven_cert, tls = build(tmp_path)

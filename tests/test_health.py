@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from adrgw.core.health import MIN_QUEUE_AGE, HealthFacts, verdict
+
+pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 POLL = timedelta(seconds=10)

@@ -27,11 +27,11 @@ from adrgw.demo.embedded import free_port
 from adrgw.core.schedule import Event
 from adrgw.openadr.events import event_from_oadr
 
-from .conftest import gateway_settings, wait_for
-from .test_interop import PROBE, interop_python
-from .test_process import spawn
+from .support.config import config_text, gateway_settings
+from .support.process import PROBE, interop_python, spawn
+from .support.wait import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process, pytest.mark.interop]
 
 BOMB = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
         + b"".join(b' <!ENTITY lol%d "%s">\n' % (i, (b"&lol%s;" % (str(i - 1).encode() if i > 2 else b"")) * 10)
@@ -80,20 +80,9 @@ async def test_hostile_vtn_replies_are_refused_and_the_gateway_keeps_running(met
     kinds = list(HOSTILE)
     runner, port, served = await hostile_vtn(kinds)
     gw_port = free_port(socket.SOCK_DGRAM)
-    (tmp_path / "config.ini").write_text(f"""
-[ven]
-ven_name = hostile-test
-vtn_url = http://127.0.0.1:{port}/OpenADR2/Simple/2.0b
-request_timeout = 2
-retry_max = 1
-[bacnet]
-address = 127.0.0.1/8
-port = {gw_port}
-routes = 12345=127.0.0.1:{meter.port}
-[meter]
-interval = 1
-timeout = 0.5
-""")
+    (tmp_path / "config.ini").write_text(config_text(
+        f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", gw_port, meter.port,
+        ven={"ven_name": "hostile-test", "request_timeout": 2, "retry_max": 1}, state=None))
     proc = await spawn(cwd=tmp_path, home=tmp_path)
     try:
         await wait_for(lambda: len(served) >= len(kinds) + 1, 40, step=0.1, what="every hostile reply served")
@@ -143,7 +132,6 @@ def random_packets(seed: int, count: int) -> list[bytes]:
 async def test_random_bacnet_packets_do_not_stop_the_device(vtn, meter, tmp_path) -> None:
     python = interop_python()
     gw_port = free_port(socket.SOCK_DGRAM)
-    from .test_process import config_text
     (tmp_path / "config.ini").write_text(config_text(vtn.url, gw_port, meter.port))
     proc = await spawn(cwd=tmp_path, home=tmp_path)
     try:

@@ -15,6 +15,8 @@ from adrgw.cli import CONFIG_SEARCH, find_config
 from adrgw.config.settings import ConfigError
 from adrgw.settings_load import load
 
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parent.parent
 # What a source distribution holds; a copy keeps pip's build files out of the checkout.
 SOURCE = ("adrgw", "pyproject.toml", "README.md", "requirements.txt", "config.ini", "bacnet_server_ven.py")
@@ -27,6 +29,7 @@ def run(*args: str, cwd: Path, timeout: float = 60, **env: str) -> subprocess.Co
 
 @pytest.mark.integration
 @pytest.mark.timeout(600)  # pip may download wheels on a cold cache
+@pytest.mark.slow
 def test_pip_install_in_a_fresh_venv_gives_the_console_script(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

@@ -16,7 +16,8 @@ from bacpypes3.primitivedata import ObjectIdentifier
 
 from adrgw.demo.embedded import DemoVtn, free_port
 
-from .conftest import gateway_settings, wait_for
+from .support.config import gateway_settings
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

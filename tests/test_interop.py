@@ -5,33 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from adrgw.demo.embedded import free_port
 
-from .conftest import gateway_settings, wait_for
+from .support.config import gateway_settings
+from .support.process import PROBE, interop_python
+from .support.wait import wait_for
 
-pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parent.parent
-PROBE = ROOT / "tests" / "interop" / "bacpy_probe.py"
-
-
-def interop_python() -> str:
-    """The Python 3.13 venv with bac-py that .ci/run (and the README) create."""
-    path = os.environ.get("ADRGW_INTEROP_PYTHON") or str(ROOT / ".venv-interop" / "bin" / "python")
-    if not os.path.exists(path):
-        message = (f"bac-py interpreter not found at {path}: create it with "
-                   "/root/.pyenv/versions/3.13.0/bin/python -m venv .venv-interop && "
-                   ".venv-interop/bin/pip install -r tests/interop/requirements.txt")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
 
 async def test_bac_py_discovers_reads_and_cannot_write_the_level(vtn, meter, start_gateway, tmp_path) -> None:

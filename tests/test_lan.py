@@ -13,89 +13,30 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import uuid
-from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
-from .conftest import wait_for
-from .test_interop import PROBE, interop_python
+from .support.config import config_ini
+from .support.lan import HOSTS
+from .support.process import Lines, PROBE, ROOT, interop_python
+from .support.wait import wait_for
 
-pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parent.parent
-HOSTS = {"gw": "10.77.0.10", "peer": "10.77.0.20", "client": "10.77.0.30"}
-
-
-def _sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=20)
-
-
-@pytest.fixture
-def lan() -> AsyncIterator[dict[str, str]]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        message = "network namespaces need root and iproute2"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    tag = uuid.uuid4().hex[:6]
-    names = {role: f"adrgw-{tag}-{role}" for role in (*HOSTS, "br")}
-    try:
-        _sh("ip", "netns", "add", names["br"])
-        _sh("ip", "netns", "exec", names["br"], "ip", "link", "add", "br0", "type", "bridge")
-        _sh("ip", "netns", "exec", names["br"], "ip", "link", "set", "br0", "up")
-        for role, address in HOSTS.items():
-            ns = names[role]
-            _sh("ip", "netns", "add", ns)
-            _sh("ip", "netns", "exec", names["br"], "ip", "link", "add", f"v-{role}", "type", "veth",
-                "peer", "name", "eth0", "netns", ns)
-            _sh("ip", "netns", "exec", names["br"], "ip", "link", "set", f"v-{role}", "master", "br0", "up")
-            _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/24", "brd", "10.77.0.255", "dev", "eth0")
-            _sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
-            _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
-        yield names
-    finally:
-        for ns in names.values():
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=20)
-
-
-class Lines:
-    def __init__(self, stream: asyncio.StreamReader) -> None:
-        self.lines: list[str] = []
-        self._task = asyncio.create_task(self._read(stream))
-
-    async def _read(self, stream: asyncio.StreamReader) -> None:
-        async for raw in stream:
-            self.lines.append(raw.decode(errors="replace").rstrip())
-
-    def has(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
+pytestmark = [pytest.mark.integration, pytest.mark.process, pytest.mark.interop]
 
 
 async def test_router_discovery_and_broadcast_who_is_on_a_real_lan(lan, tmp_path) -> None:
     python = interop_python()
     env = dict(os.environ, HOME=str(tmp_path), PYTHONUNBUFFERED="1")
     peer = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", lan["peer"], sys.executable, str(ROOT / "tests" / "lan_peer.py"),
+        "ip", "netns", "exec", lan["peer"], sys.executable, str(ROOT / "tests" / "support" / "lan_peer.py"),
         HOSTS["peer"], "24", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     peer_out = Lines(peer.stdout)  # type: ignore[arg-type]
     peer_err = Lines(peer.stderr)  # type: ignore[arg-type]
-    (tmp_path / "config.ini").write_text(f"""
-[ven]
-ven_name = lan-ven
-vtn_url = http://{HOSTS['peer']}:8080/OpenADR2/Simple/2.0b
-retry_max = 2
-[bacnet]
-address = {HOSTS['gw']}/24
-device_id = 599
-[meter]
-interval = 1
-timeout = 0.8
-""")
+    (tmp_path / "config.ini").write_text(config_ini(
+        ven={"ven_name": "lan-ven", "vtn_url": f"http://{HOSTS['peer']}:8080/OpenADR2/Simple/2.0b", "retry_max": 2},
+        bacnet={"address": f"{HOSTS['gw']}/24", "device_id": 599}, meter={"interval": 1, "timeout": 0.8}))
     gateway = None
     try:
         try:

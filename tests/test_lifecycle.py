@@ -21,9 +21,9 @@ from adrgw.bacnet import points as P
 from adrgw.app import Gateway
 from adrgw.demo.embedded import DemoVtn, free_port
 
-from .conftest import gateway_settings, wait_for
-from .test_interop import ROOT, interop_python
-from .test_process import config_text, spawn
+from .support.config import config_text, gateway_settings
+from .support.process import ROOT, interop_python, spawn
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 PV = PropertyIdentifier("present-value")

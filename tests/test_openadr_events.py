@@ -15,6 +15,8 @@ from adrgw.openadr.events import (EVENT_REFUSED, OK, TARGET_MISMATCH, EventAnswe
                                   modification_number)
 from adrgw.openadr.opt import OptChannel
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2027, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 

@@ -18,8 +18,11 @@ import pytest
 from adrgw.demo.embedded import DemoVtn, free_port
 from adrgw.ops.sdnotify import Notifier
 
-from .conftest import gateway_settings, wait_for
-from .test_process import config_text, spawn
+from .support.config import config_text, gateway_settings
+from .support.process import spawn
+from .support.wait import wait_for
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +56,7 @@ def test_notifier_abstract_namespace_and_watchdog_interval() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.process
 async def test_daemon_sends_ready_status_watchdog_then_stopping(vtn, meter, tmp_path) -> None:
     sock, path = notify_socket(tmp_path)
     gw_port = free_port(socket.SOCK_DGRAM)
@@ -81,6 +85,7 @@ async def test_daemon_sends_ready_status_watchdog_then_stopping(vtn, meter, tmp_
 
 
 @pytest.mark.integration
+@pytest.mark.process
 async def test_sighup_is_logged_and_ignored(vtn, meter, tmp_path) -> None:
     gw_port = free_port(socket.SOCK_DGRAM)
     (tmp_path / "config.ini").write_text(config_text(vtn.url, gw_port, meter.port))
@@ -97,6 +102,7 @@ async def test_sighup_is_logged_and_ignored(vtn, meter, tmp_path) -> None:
     assert code == 0
 
 
+@pytest.mark.process
 def test_unit_file_passes_systemd_analyze_verify(tmp_path) -> None:
     if shutil.which("systemd-analyze") is None:
         if os.environ.get("CI"):

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adrgw.openadr.opt import OptService
 from adrgw.persist.store import Store
+
+pytestmark = pytest.mark.unit
 
 events = st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 3)), max_size=4)
 steps = st.lists(st.one_of(st.tuples(st.just("out"), events), st.tuples(st.just("in"), st.just([]))), max_size=12)

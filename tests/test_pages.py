@@ -10,6 +10,7 @@ import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,8 @@ from adrgw.persist.samples import EVERYTHING_OWED
 from adrgw.persist.store import Store
 from adrgw.core.telemetry import Sample
 from adrgw.ops.timeline import EventRecord, render_event_table, render_timeline
+
+pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 T1 = NOW.timestamp()

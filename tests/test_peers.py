@@ -14,11 +14,11 @@ import pytest
 from adrgw.settings_load import load
 from adrgw.demo.peers import PEER_BAS_PORT, PEER_GATEWAY_PORT, PEER_ROUTER_PORT, PEER_VTN_PORT, rehearsal_config
 
-from .conftest import wait_for
-from .test_process import Proc, spawn
+from .support.process import Proc, spawn
+from .support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.process]
 
 
 def test_rehearsal_config_is_valid_and_uses_the_documented_ports(tmp_path: Path) -> None:

@@ -4,74 +4,18 @@ cleanly (exit 0 within the 5 s grace period)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from adrgw.demo.embedded import free_port
 
-from .conftest import wait_for
+from .support.config import config_text
+from .support.process import spawn
+from .support.wait import wait_for
 
-pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class Proc:
-    """A child process whose stderr lines are collected while the test's loop keeps running."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.lines.append(raw.decode(errors="replace").rstrip())
-
-    def has(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
-
-    async def stop(self, sig: int) -> tuple[int, float]:
-        started = time.monotonic()
-        self.proc.send_signal(sig)
-        code = await asyncio.wait_for(self.proc.wait(), 15)
-        await asyncio.wait_for(self._reader, 5)
-        return code, time.monotonic() - started
-
-
-async def spawn(*args: str, cwd: Path, home: Path) -> Proc:
-    env = dict(os.environ, HOME=str(home), PYTHONUNBUFFERED="1")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bacnet_server_ven.py"), *args, cwd=str(cwd), env=env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    return Proc(proc)
-
-
-def config_text(vtn_url: str, gateway_port: int, router_port: int) -> str:
-    return f"""
-[ven]
-ven_name = process-ven
-vtn_url = {vtn_url}
-request_timeout = 3
-retry_max = 2
-[bacnet]
-address = 127.0.0.1/8
-port = {gateway_port}
-routes = 12345=127.0.0.1:{router_port}
-[meter]
-interval = 1
-timeout = 0.5
-[state]
-directory = ./state
-[http]
-listen = 127.0.0.1:{free_port()}
-"""
+pytestmark = [pytest.mark.integration, pytest.mark.process]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -3,6 +3,8 @@ explicit times: every occurrence is logged or counted in a later line, lines are
 
 from __future__ import annotations
 
+import pytest
+
 import logging
 import re
 from datetime import datetime, timezone
@@ -11,6 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adrgw.core.ratelog import BacklogNotice, DeliverySummary, RateLimitedLog, Summary
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 gaps = st.lists(st.floats(0, 90, allow_nan=False), min_size=1, max_size=150)

@@ -13,6 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 MARK = "<!-- readme-test -->"
 OUTPUT_MARK = "<!-- readme-test: output -->"
@@ -44,6 +48,7 @@ def test_readme_has_marked_snippets_and_outputs() -> None:
     assert found[0][0] == MARK, "an output block must follow a snippet"
 
 
+@pytest.mark.process
 def test_readme_snippets_run_and_print_what_the_readme_shows(tmp_path: Path) -> None:
     work = scratch_checkout(tmp_path)
     home = tmp_path / "home"

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from functools import partial
 
+import pytest
 from openleadr.messaging import TEMPLATES, create_message
 
 from adrgw.openadr import oadr_fixes
 from adrgw.demo.embedded import DemoVtn, free_port
 
-from .schema_vtn import validate
+from .support.schema_vtn import validate
+
+pytestmark = pytest.mark.unit
 
 REGISTRATION = dict(request_id="r1", ven_name="ven", ven_id=None, http_pull_model=True, xml_signature=False,
                     report_only=False, profile_name="2.0b", transport_name="simpleHttp", transport_address=None,
@@ -45,6 +48,7 @@ def test_the_fix_is_installed_once_and_leaves_openleadrs_templates_alone() -> No
     assert "oadrTransportAddress" in TEMPLATES.get_template("oadrCreatePartyRegistration.xml").render(**REGISTRATION)
 
 
+@pytest.mark.integration
 def test_openleadr_still_does_not_route_eiopt() -> None:
     from openleadr import OpenADRServer
 

@@ -1,4 +1,4 @@
-"""The report service against the VTN written from the 2.0b schema (tests/schema_vtn.py) over HTTP,
+"""The report service against the VTN written from the 2.0b schema (tests/support/schema_vtn.py) over HTTP,
 with the real gateway and a real BACnet meter on loopback. Every message the gateway sends here is
 validated against openleadr's oadr_20b.xsd (``vtn.assert_valid()`` in the fixture's teardown)."""
 
@@ -16,9 +16,9 @@ import pytest
 from adrgw.openadr import oadr_report
 from adrgw.demo.embedded import SimulatedMeter
 
-from .conftest import gateway_settings, udp_port
-from .schema_vtn import ParsedReport, SchemaVtn, payload, report_request_xml, validate
-from .test_durability import clock_value
+from .support.config import gateway_settings, udp_port
+from .support.readings import clock_value
+from .support.schema_vtn import ParsedReport, SchemaVtn, payload, report_request_xml, validate
 
 pytestmark = pytest.mark.integration
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from adrgw.core.telemetry import Sample
 from adrgw.openadr import report_store as S
 from adrgw.persist.samples import SampleQueue
 from adrgw.persist.store import Store
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 t0 = T0.timestamp()

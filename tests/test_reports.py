@@ -6,10 +6,13 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adrgw.openadr import reports as R
+
+pytestmark = pytest.mark.unit
 
 OFFERED = [R.OfferedReport("TU", R.USAGE, {"m": "", "p1": "p1"}),
            R.OfferedReport("HU", R.HISTORY, {"m": "", "p1": "p1"}),
@@ -239,7 +242,7 @@ def test_report_durations_keep_fractions_and_zero(ms: int) -> None:
     second and renders zero as an invalid 'P'."""
     from adrgw.openadr.oadr_report import duration_text
 
-    from .schema_vtn import parse_duration
+    from .support.schema_vtn import parse_duration
 
     value = timedelta(milliseconds=ms)
     assert parse_duration(duration_text(value)) == value

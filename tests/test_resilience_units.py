@@ -24,7 +24,9 @@ from adrgw.core.telemetry import Sample, next_tick, plan
 from adrgw.openadr.report_store import LEDGER
 from adrgw.persist.samples import SampleQueue
 
-from .acks import acknowledge, start_usage_request
+from .support.acks import acknowledge, start_usage_request
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 times = st.floats(min_value=1e9, max_value=2e9, allow_nan=False)

@@ -12,6 +12,8 @@ from adrgw.core.revision import Revision
 from adrgw.core.schedule import Event, Interval, active, evaluate, merge, next_boundary
 from adrgw.openadr.events import event_from_oadr
 
+pytestmark = pytest.mark.unit
+
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 

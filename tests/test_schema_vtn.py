@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from .conftest import gateway_settings
-from .schema_vtn import (SchemaVtn, Signal, event_xml, format_duration, parse_duration, report_request_xml,
+from .support.config import gateway_settings
+from .support.schema_vtn import (SchemaVtn, Signal, event_xml, format_duration, parse_duration, report_request_xml,
                          validate)
 
 pytestmark = pytest.mark.integration

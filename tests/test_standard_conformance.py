@@ -27,9 +27,12 @@ import pytest
 from adrgw.bacnet import conformance, devmgmt
 from adrgw.demo.embedded import free_port
 
-from .conftest import gateway_settings, wait_for
-from .test_conformance import device_ready
-from .test_interop import ROOT, interop_python
+from .support.bacnet_raw import device_ready
+from .support.config import gateway_settings
+from .support.process import ROOT, interop_python
+from .support.wait import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
 STEPS = ROOT / "tests" / "interop" / "bacpy_steps.py"
 
@@ -403,7 +406,7 @@ async def test_pin_bacpypes3_answers_nothing_to_a_request_it_cannot_decode(vtn, 
     """A WriteProperty whose value tag runs past the end of the request: bacpypes3's ServerSSM sends
     its Abort up to the application instead of to the client, so the client hears nothing; the
     request gate (conformance.undecodable) answers Reject invalid-tag."""
-    from .test_conformance import BINARY_VALUE, PV, raw_request
+    from .support.bacnet_raw import BINARY_VALUE, PV, raw_request
 
     gateway = await start_gateway(gateway_settings(vtn.url, meter, tmp_path))
     port = gateway.settings.bacnet.port

@@ -19,8 +19,11 @@ import pytest
 from adrgw.demo.embedded import free_port
 from adrgw.ops.status import main as status_main
 
-from .conftest import wait_for
-from .test_process import config_text, spawn
+from .support.config import config_text
+from .support.process import spawn
+from .support.wait import wait_for
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +41,8 @@ def digest(directory: Path) -> dict[str, str]:
 
 
 @pytest.mark.integration
+@pytest.mark.process
+@pytest.mark.slow
 async def test_status_of_a_running_gateway_healthy_then_degraded_then_stopped(vtn, meter, tmp_path) -> None:
     meter.set_value(42.5)
     (tmp_path / "config.ini").write_text(config_text(vtn.url, free_port(socket.SOCK_DGRAM), meter.port))
@@ -90,6 +95,7 @@ async def test_status_of_a_running_gateway_healthy_then_degraded_then_stopped(vt
     assert digest(tmp_path / "state") == files  # nothing written by --status
 
 
+@pytest.mark.process
 async def test_status_without_state_and_with_bad_config(tmp_path) -> None:
     (tmp_path / "config.ini").write_text(config_text("http://127.0.0.1:9/OpenADR2/Simple/2.0b", 47830, 47831))
     code, text = await status(tmp_path)

@@ -18,7 +18,10 @@ from adrgw.core.signals import SignalPoint, value_at
 from adrgw.core.targeting import IDENTITY_KINDS, Identity, is_targeted
 from adrgw.openadr.events import EventAnswers, event_from_oadr, target_values
 
-from .test_config import problems as config_problems
+from .support.config import MINIMAL
+from .support.config import problems as config_problems
+
+pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 ME = Identity(ven_id="ven-1", resource_ids=frozenset({"device001", "chiller"}), group_ids=frozenset({"north"}),
@@ -190,15 +193,6 @@ def test_records_stored_before_signals_existed_still_load() -> None:
 
 
 # -- config.ini -----------------------------------------------------------------------------------
-
-MINIMAL = """
-[ven]
-ven_name = ven123
-vtn_url = http://127.0.0.1:8080/OpenADR2/Simple/2.0b
-[bacnet]
-address = 127.0.0.1/8
-"""
-
 
 def problems(tmp_path: Path, text: str) -> list[str]:
     if text.startswith("[ven]\n"):  # more [ven] keys: into the one [ven] section

@@ -7,31 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from dataclasses import replace
 
 import pytest
 
 from adrgw.demo.embedded import DemoVtn, free_port
 
-from .conftest import gateway_settings, wait_for
-from .pki import fingerprint, issue, make_ca
+from .support.pki import build, fingerprint, issue, make_ca, tls_settings
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def build(tmp_path, vtn_kind: str = "ec", expired: bool = False, **tls_extra):
-    ca = make_ca(tmp_path, kind="ec")
-    vtn_cert = issue(tmp_path, ca, "vtn", kind=vtn_kind, expired=expired)
-    ven_cert = issue(tmp_path, ca, "ven", kind="ec")
-    tls = {"cert": str(vtn_cert.cert), "key": str(vtn_cert.key), "ca_file": str(ca.cert),
-           "ven_fingerprint": fingerprint(ven_cert), **tls_extra}
-    return ca, vtn_cert, ven_cert, tls
-
-
-def tls_settings(vtn, meter, tmp_path, ca, ven_cert, vtn_fingerprint):
-    settings = gateway_settings(vtn.url, meter, tmp_path)
-    return replace(settings, ven=replace(settings.ven, cert=str(ven_cert.cert), key=str(ven_cert.key),
-                                         ca_file=str(ca.cert), vtn_fingerprint=vtn_fingerprint))
 
 
 @pytest.mark.parametrize("vtn_kind, cipher", [

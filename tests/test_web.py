@@ -33,9 +33,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from adrgw.ops import web
 from adrgw.config.settings import HttpSettings, Settings, WriteTarget
 
-from .conftest import gateway_settings, udp_port, wait_for
+from .support.config import gateway_settings, udp_port
+from .support.wait import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
 
 LEVEL = ObjectIdentifier("analog-value,1")
 PV = PropertyIdentifier("present-value")
@@ -247,8 +248,8 @@ async def test_no_key_or_certificate_is_ever_served(meter, start_gateway, tmp_pa
     none of those files' contents, nor their paths, appear on any page."""
     from adrgw.demo.embedded import DemoVtn, free_port
 
-    from .pki import fingerprint
-    from .test_tls import build, tls_settings
+    from .support.pki import fingerprint
+    from .support.pki import build, tls_settings
 
     ca, vtn_cert, ven_cert, tls = build(tmp_path)
     vtn = DemoVtn(port=free_port(), poll_freq=1.0, tls=tls)
@@ -278,7 +279,7 @@ async def test_no_key_or_certificate_is_ever_served(meter, start_gateway, tmp_pa
 
 @pytest.fixture
 async def bas() -> Any:
-    from .bas import SimulatedBas
+    from .support.bas import SimulatedBas
 
     sim = SimulatedBas(udp_port())
     sim.start()

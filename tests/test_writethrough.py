@@ -20,10 +20,10 @@ from bacpypes3.primitivedata import ObjectIdentifier, Real
 from adrgw.config.settings import WriteTarget
 from adrgw.demo.embedded import free_port
 
-from .bas import SimulatedBas
-from .conftest import gateway_settings, wait_for
-from .test_interop import ROOT, interop_python
-from .test_process import config_text, spawn
+from .support.bas import SimulatedBas
+from .support.config import config_text, gateway_settings
+from .support.process import ROOT, interop_python, spawn
+from .support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -50,8 +50,8 @@ _FIXED = {f"{PREFIX}oadrCreatePartyRegistration.xml": _CREATE_PARTY_REGISTRATION
 def _install() -> None:
     """Add the corrected templates (under PREFIX) in front of openleadr's loader, once."""
     loader = TEMPLATES.loader
-    if isinstance(loader, ChoiceLoader) and any(isinstance(l, DictLoader) and set(_FIXED) <= set(l.mapping)
-                                                for l in loader.loaders):
+    if isinstance(loader, ChoiceLoader) and any(isinstance(each, DictLoader) and set(_FIXED) <= set(each.mapping)
+                                                for each in loader.loaders):
         return
     TEMPLATES.loader = ChoiceLoader([DictLoader(_FIXED), loader])  # type: ignore[list-item]
 

@@ -272,7 +272,7 @@ class ReportService:
             log.warning("refused the VTN's report request(s): %s", "; ".join(r.description for r in refused))
             return refused[0].code, refused[0].description[:200]
         accepted = [p for p in parsed if isinstance(p, R.ReportRequest)]
-        for replaced, request, cursor in self.table.accept(accepted, time.time(), self.delivered):
+        for replaced, request, _cursor in self.table.accept(accepted, time.time(), self.delivered):
             log.info("VTN requested %s (reportRequestID %s%s): rIDs %s, granularity %g s, report every %g s%s",
                      request.specifier_id, request.request_id,
                      f", replacing {replaced}" if replaced and replaced != request.request_id else "",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+from .config import gateway_settings
 
 
 def _key(kind: str) -> Any:
@@ -67,3 +69,20 @@ def fingerprint(issued: Issued) -> str:
     from openleadr import utils
 
     return utils.certificate_fingerprint(issued.cert.read_text())
+
+
+def build(tmp_path: Path, vtn_kind: str = "ec", expired: bool = False, **tls_extra: Any) -> tuple[Issued, Issued, Issued, dict[str, Any]]:
+    """A CA, the VTN's and the VEN's certificates, and the VTN's TLS options (DemoVtn(tls=...))."""
+    ca = make_ca(tmp_path, kind="ec")
+    vtn_cert = issue(tmp_path, ca, "vtn", kind=vtn_kind, expired=expired)
+    ven_cert = issue(tmp_path, ca, "ven", kind="ec")
+    tls = {"cert": str(vtn_cert.cert), "key": str(vtn_cert.key), "ca_file": str(ca.cert),
+           "ven_fingerprint": fingerprint(ven_cert), **tls_extra}
+    return ca, vtn_cert, ven_cert, tls
+
+
+def tls_settings(vtn: Any, meter: Any, tmp_path: Path, ca: Issued, ven_cert: Issued, vtn_fingerprint: str) -> Any:
+    """gateway_settings with the VEN's client certificate, the CA and the pinned VTN fingerprint."""
+    settings = gateway_settings(vtn.url, meter, tmp_path)
+    return replace(settings, ven=replace(settings.ven, cert=str(ven_cert.cert), key=str(ven_cert.key),
+                                         ca_file=str(ca.cert), vtn_fingerprint=vtn_fingerprint))

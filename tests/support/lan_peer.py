@@ -8,7 +8,7 @@ import sys
 import tempfile
 
 os.environ["HOME"] = tempfile.mkdtemp(prefix="adrgw-lan-peer-")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from adrgw.ops import logsetup  # noqa: E402
 from adrgw.demo.embedded import DemoVtn, SimulatedMeter  # noqa: E402

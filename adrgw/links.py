@@ -2,7 +2,7 @@
 
 The one place that knows the adapters by name. Each adapter implements the core's ProtocolAdapter
 port (adrgw/core/ports.py) and says how the durable sample queue learns what the VTN acknowledged
-(its ``Ledger``). ``2.0b`` (the default) is the only protocol for now; issue 20 adds ``3.1``.
+(its ``Ledger``): ``2.0b`` (the default, adrgw/openadr/) and ``3.1`` (adrgw/openadr3/).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from adrgw.core.supervise import TaskHealth
 from adrgw.persist.samples import Ledger
 from adrgw.persist.store import Store
 
-PROTOCOLS = ("2.0b",)
+PROTOCOLS = ("2.0b", "3.1")
 
 
 def protocol(settings: Settings) -> str:
@@ -26,7 +26,10 @@ def protocol(settings: Settings) -> str:
 
 def sample_ledger(settings: Settings) -> Ledger:
     """How the chosen adapter records acknowledged samples (for persist.samples.SampleQueue)."""
-    protocol(settings)
+    if protocol(settings) == "3.1":
+        from adrgw.openadr3.ledger import LEDGER
+
+        return LEDGER
     from adrgw.openadr.adapter import SAMPLE_LEDGER
 
     return SAMPLE_LEDGER
@@ -35,7 +38,10 @@ def sample_ledger(settings: Settings) -> Ledger:
 def make_adapter(settings: Settings, store: Store, samples: Readings, status: StatusSource,
                  tasks: TaskHealth) -> ProtocolAdapter:
     """The adapter for ``[ven] protocol``: its ``opts`` for the core, then ``link(sink)``."""
-    protocol(settings)
+    if protocol(settings) == "3.1":
+        from adrgw.openadr3.adapter import OpenAdr31
+
+        return OpenAdr31(settings, store, samples, status, tasks)
     from adrgw.openadr.adapter import OpenAdr2b
 
     return OpenAdr2b(settings, store, samples, status, tasks)

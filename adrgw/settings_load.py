@@ -15,9 +15,11 @@ from adrgw.bacnet import config as bacnet_config
 from adrgw.config import settings
 from adrgw.config.settings import ConfigPart, Settings
 from adrgw.openadr import config as openadr_config
+from adrgw.openadr3 import config as openadr3_config
 
-# ``[ven] protocol`` -> the OpenADR adapter that reads [ven] (issue 20 adds "3.1").
-PROTOCOLS: dict[str, ConfigPart] = {openadr_config.PROTOCOL: openadr_config.PART}
+# ``[ven] protocol`` -> the OpenADR adapter that reads [ven].
+PROTOCOLS: dict[str, ConfigPart] = {openadr_config.PROTOCOL: openadr_config.PART,
+                                    openadr3_config.PROTOCOL: openadr3_config.PART}
 # The adapters every gateway has whatever its OpenADR protocol: the BACnet side.
 PARTS: tuple[ConfigPart, ...] = (bacnet_config.PART,)
 

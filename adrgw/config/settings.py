@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, TypeVar
 
 from adrgw.config import inifile
 from adrgw.config.inifile import ConfigError
@@ -61,6 +61,21 @@ class VenSettings:
     group_ids: tuple[str, ...] = ()  # eiTarget groupIDs/groupNames this VEN belongs to (targeting.py)
     party_ids: tuple[str, ...] = ()  # eiTarget partyIDs this VEN belongs to
     protocol: str = "2.0b"  # [ven] protocol: which OpenADR adapter (issue 19/20)
+
+
+class VenCommon(Protocol):
+    """What every protocol's ``[ven]`` settings have: the composition root, the page, --status and
+    --check read only these. Protocol 2.0b: ``VenSettings``; another protocol's ConfigPart builds its
+    own (``ConfigPart.ven_settings``, e.g. adrgw/openadr3/config.py), keeping these names."""
+
+    protocol: str
+    ven_name: str
+    vtn_url: str
+    cert: Optional[str]
+    request_timeout: float
+    retry_max: float
+    group_ids: tuple[str, ...]
+    party_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -277,7 +292,7 @@ def _http_settings(parser: configparser.ConfigParser, name: str, problems: list[
 
 @dataclass(frozen=True)
 class Settings:
-    ven: VenSettings
+    ven: VenSettings  # protocol 2.0b; another protocol's own settings object (a VenCommon) otherwise
     bacnet: BacnetSettings
     meter: MeterSettings = field(default_factory=MeterSettings)
     points: PointSettings = field(default_factory=PointSettings)
@@ -555,6 +570,8 @@ class ConfigPart:
     # [points] event_level -> the built-in points a [signal.NAME] point must not clash with:
     # (analogValue instance -> object name, every object name)
     builtin_points: Optional[Callable[[str], tuple[dict[int, str], list[str]]]] = None
+    # the [ven] settings object from the parsed [ven] values (default: VenSettings, protocol 2.0b)
+    ven_settings: Optional[Callable[..., Any]] = None
 
 
 def _lower_word(text: str) -> str:
@@ -609,11 +626,15 @@ def _with_keys(schema: Schema, section: str, parts: Sequence[ConfigPart]) -> dic
     return merged
 
 
-def _parse_keys(got: Mapping[str, str], schema: Schema, where: str, problems: list[str]) -> dict[str, Any]:
-    """Every key of one section: unknown keys named (with a "did you mean"), values parsed."""
+def _parse_keys(got: Mapping[str, str], schema: Schema, where: str, problems: list[str],
+                foreign: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+    """Every key of one section: unknown keys named (with a "did you mean"; a key of another
+    protocol says which), values parsed."""
     values: dict[str, Any] = {}
     for key in got:
-        if key not in schema:
+        if key not in schema and foreign and key in foreign:
+            problems.append(f"{where} {key}: {foreign[key]}")
+        elif key not in schema:
             problems.append(f"{where} {key}: unknown key{inifile.did_you_mean(key, schema)}")
     for key, (parse, default) in schema.items():
         raw = got.get(key)
@@ -646,6 +667,19 @@ def _protocol(parser: configparser.ConfigParser, name: str, protocols: Mapping[s
     problems.append(f"{name}: [ven] protocol: {raw!r} is not a supported protocol{inifile.did_you_mean(raw, protocols)} "
                     f"(supported: {', '.join(protocols)})")
     return None
+
+
+def _foreign_ven_keys(protocol: Optional[str], protocols: Mapping[str, ConfigPart]) -> dict[str, str]:
+    """[ven] keys only other protocols know -> the problem line's text (a 2.0b key in a 3.1 file)."""
+    if protocol is None:
+        return {}
+    ours = protocols[protocol].sections.get("ven", {})
+    found: dict[str, str] = {}
+    for other, part in protocols.items():
+        for key in part.sections.get("ven", {}):
+            if other != protocol and key not in ours and key != "protocol":
+                found.setdefault(key, f"a key of protocol {other}, not used with protocol = {protocol} (remove it)")
+    return found
 
 
 def from_parser(parser: configparser.ConfigParser, name: str, protocols: Mapping[str, ConfigPart],
@@ -693,7 +727,8 @@ def from_parser(parser: configparser.ConfigParser, name: str, protocols: Mapping
             values[section] = {}  # which protocol's keys these are is unknown: not checked
             continue
         got = parser[section] if parser.has_section(section) else {}
-        values[section] = _parse_keys(got, keys, f"{name}: [{section}]", problems)
+        foreign = _foreign_ven_keys(protocol, protocols) if section == "ven" else None
+        values[section] = _parse_keys(got, keys, f"{name}: [{section}]", problems, foreign)
 
     http = _http_settings(parser, name, problems)
     # Cross-key checks, only when the keys themselves were fine: [ven], the generic sections, then
@@ -710,8 +745,9 @@ def from_parser(parser: configparser.ConfigParser, name: str, protocols: Mapping
 
     meter = values["meter"]
     obj_type, instance = meter["object"]
+    make_ven = ven_part.ven_settings or VenSettings
     return Settings(
-        ven=VenSettings(**values["ven"]),
+        ven=make_ven(**values["ven"]),
         bacnet=BacnetSettings(**values["bacnet"]),
         meter=MeterSettings(
             address=meter["address"], object_type=obj_type, instance=instance,
@@ -809,4 +845,5 @@ def summary(settings: Settings) -> list[str]:
     ] + [f"  status page: http://{s.http.listen[0]}:{s.http.listen[1]}/ (also /metrics, /healthz)"
          if s.http.listen else "  status page: off ([http] listen is empty)"] + [
          f"  signal {p.signal_name}{' ' + p.signal_type if p.signal_type else ''} -> {p.object_name!r} "
-         f"(analogValue {p.instance}, {p.units}, idle {p.idle:g})" for p in s.signals]
+         f"(analogValue {p.instance}, {p.units}, idle {p.idle:g})" for p in s.signals] + list(
+         getattr(s.ven, "summary_lines", lambda: [])())

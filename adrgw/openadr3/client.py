@@ -187,7 +187,7 @@ class Client:
                 raise VtnProtocolError(f"token request: {exc}") from None
             lifetime = expires_in if expires_in is not None else 3600.0
             self._token = token
-            self._expires_at = time.monotonic() + max(0.0, min(lifetime - RENEW_MARGIN, lifetime * 0.9))
+            self._expires_at = time.monotonic() + lifetime - min(RENEW_MARGIN, lifetime * 0.1)
             self.tokens += 1
             log.debug("new access token, valid %g s", lifetime)
             return token

@@ -127,6 +127,38 @@ async def test_price_on_its_signal_point_while_the_level_stays_0_and_targets(vtn
     await asyncio.sleep(0.5)
     assert round(float(gateway.device.get_value("ADR-Signal-price")), 6) == 0.5
     assert gateway.device.level == 0.0
+    # targets: our venName, and a target the VTN gave our VEN object, make an event ours
+    vtn31.add_event("p1", **simple([2], now_plus(-1), 600), targets=["ven-31"])
+    await wait_for(lambda: gateway.device.level == 2.0, 2, what="an event targeted at our venName")
+    vtn31.update_ven(gateway.link.ven_id, targets=["north"])
+    await wait_for(lambda: "north" in gateway.link._mine, 3, what="our VEN object's new target")
+    vtn31.add_event("p1", **simple([3], now_plus(-1), 600), targets=["north"], priority=0)
+    await wait_for(lambda: gateway.device.level == 3.0, 2, what="an event targeted at our group")
+
+
+async def test_a_report_whose_answer_was_lost_is_updated_not_duplicated(vtn31, meter, start_gateway,
+                                                                       tmp_path) -> None:
+    """The VTN holds the POST past the request timeout and then creates the report: the gateway finds
+    it by its reportName and PUTs it instead of POSTing a second one."""
+    meter.value_fn = clock_value
+    vtn31.add_program("p1")
+    gateway = await started(vtn31, meter, start_gateway, tmp_path, request_timeout=1.0)
+    start = datetime.fromtimestamp(int(time.time()) + 1, timezone.utc)
+    vtn31.add_event("p1", **simple([1, 1], start, 2),
+                    report_descriptors=[{"payloadType": "USAGE", "startInterval": 0, "frequency": 1, "repeat": 2}])
+    await wait_for(lambda: gateway.reports.plans, 2, what="the plan")
+    await vtn31.pause("stall")
+    await wait_for(lambda: any(s.attempted for s in gateway.reports.plans.values()), 6, what="the first POST")
+    await asyncio.sleep(1.5)  # past the request timeout: the gateway never hears the answer
+    # this peer drops a stalled request; a VTN that stored it anyway has this report now:
+    (plan,) = [s.plan for s in gateway.reports.plans.values()]
+    lost = vtn31._create("reports", {"eventID": plan.event_id, "clientName": "ven-31", "reportName": plan.report_name,
+                                     "resources": [{"resourceName": "device001", "intervals": []}]},
+                         vtn31.ven_client_id)
+    await vtn31.resume()
+    await wait_for(lambda: not gateway.reports.plans, 15, what="the last report")
+    assert list(vtn31.reports) == [lost["id"]]  # updated, not duplicated
+    assert [m for m, _ in vtn31.report_history] == ["PUT"]  # one PUT caught up both reports
 
 
 async def test_usage_reports_match_the_meter_and_survive_a_vtn_outage(vtn31, meter, start_gateway,

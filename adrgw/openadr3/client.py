@@ -54,6 +54,10 @@ class VtnProtocolError(VtnError):
     """The VTN's answer is not what the 3.1.0 spec says it is (refused, logged once by the caller)."""
 
 
+class NotRegistered(VtnError):
+    """The VTN no longer knows our VEN object: the session starts over."""
+
+
 class NotAuthorized(VtnHttpError):
     """401/403 even with a fresh token: the credentials or the VTN's grants are wrong."""
 

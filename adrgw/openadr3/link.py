@@ -37,7 +37,8 @@ from adrgw.core.ratelog import Summary
 from adrgw.core.supervise import TaskHealth, supervised
 from adrgw.openadr3 import events as E
 from adrgw.openadr3 import wire
-from adrgw.openadr3.client import Client, NotAuthorized, VtnError, VtnHttpError, VtnProtocolError, client_tls
+from adrgw.openadr3.client import (Client, NotAuthorized, NotRegistered, VtnError, VtnHttpError, VtnProtocolError,
+                                   client_tls)
 from adrgw.openadr3.config import Ven31Settings
 from adrgw.openadr3.report_service import ReportService
 from adrgw.persist.store import Store
@@ -184,6 +185,18 @@ class Link31:
         log.info("OpenADR 3.1 session with %s: VEN object %s (venName %s), resources %s", self.ven.vtn_url,
                  self.ven_id, self.ven.ven_name, ", ".join(f"{n}={i}" for n, i in resources.items()))
 
+    async def _refresh_identity(self) -> None:
+        """The targets the VTN gave our VEN and resource objects (they say which events are ours)."""
+        raw = await self.client.call("GET", f"/vens/{self.ven_id}", missing_ok=True, ok=(200,))
+        if raw is None:
+            raise NotRegistered(f"the VTN no longer knows our VEN object {self.ven_id}: registering again")
+        mine = {self.ven.ven_name, *wire.targets(self._checked(wire.ven, raw).get("targets"), "ven")}
+        for raw in await self.client.list_all("/resources", {"venID": self.ven_id}):
+            res = self._checked(wire.resource, raw)
+            if res["resourceName"] in self.resource_ids:
+                mine |= set(wire.targets(res.get("targets"), "resource"))
+        self._mine = frozenset(mine)
+
     async def _find_ven(self) -> Optional[dict[str, Any]]:
         """Our VEN object: the stored id if the VTN still has it under our venName, else by venName."""
         if self.ven_id:
@@ -240,7 +253,7 @@ class Link31:
             self._full, self._dirty = False, set()
             try:
                 await self.sync(full, dirty)
-            except NotAuthorized:
+            except (NotAuthorized, NotRegistered):
                 raise
             except VtnError as exc:
                 self._full = True  # what failed is read again, all of it
@@ -281,6 +294,7 @@ class Link31:
         return isinstance(raw, Mapping) and raw.get("programID") in self._programs
 
     async def _read_all(self) -> None:
+        await self._refresh_identity()
         programs: dict[str, str] = {}
         for raw in await self.client.list_all("/programs"):
             try:
@@ -412,6 +426,11 @@ class Link31:
                     break
                 except (VtnHttpError, wire.Invalid) as exc:
                     log.info("no MQTT topics at /notifiers/mqtt/topics/%s (%s)", path, exc)
+        try:
+            found += wire.topics(await self.client.call("GET", f"/notifiers/mqtt/topics/vens/{self.ven_id}", ok=(200,)))
+        except (VtnHttpError, wire.Invalid) as exc:
+            log.info("no MQTT topics for our VEN object (%s): its targets are re-read every %g s",
+                     exc, self.ven.poll_interval)
         return list(dict.fromkeys(found))
 
     async def _mqtt(self, uri: str, binding: Mapping[str, Any], topics: list[str]) -> None:

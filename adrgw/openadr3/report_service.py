@@ -183,7 +183,8 @@ class ReportService:
         body = R.body(plan, hi, samples, self.cadence, self.ven_name)
         if state.report_id is None and state.attempted:
             state.report_id = await self._find_lost(plan)
-        if state.report_id is None:
+        posted = state.report_id is None
+        if posted:
             await self.store.call(L.mark_attempted, plan.plan_id)
             state.attempted = True
             answer = await self.client.call("POST", "/reports", body, ok=(200, 201))
@@ -200,7 +201,7 @@ class ReportService:
         self.reports_sent += 1
         self.last_delivery = datetime.now(timezone.utc)
         log.info("report %s for event %s accepted by the VTN (%s, %d interval(s) up to %s)%s", report_id,
-                 plan.event_id, "created" if k == 0 or state.accepted == 1 else "updated", count, _iso(hi),
+                 plan.event_id, "created" if posted else "updated", count, _iso(hi),
                  "; its last" if done else "")
         if done:
             self.plans.pop(plan.plan_id, None)
@@ -216,7 +217,7 @@ class ReportService:
                     report_id = wire.created(item, "report")
                 except wire.Invalid:
                     continue
-                log.info("found report %s of plan %s sent before a restart: updating it", report_id, plan.plan_id)
+                log.info("found report %s of plan %s whose answer was lost (a timeout or a restart): updating it", report_id, plan.plan_id)
                 return report_id
         return None
 

@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 
 from adrgw.config.settings import Settings
 from adrgw.core.backoff import Backoff
-from adrgw.core.model import LinkState, Outcome
+from adrgw.core.model import Distribution, LinkState, Outcome
+from adrgw.core.schedule import Event
 from adrgw.core.ports import EventSink
 from adrgw.core.ratelog import Summary
 from adrgw.core.supervise import TaskHealth, supervised
@@ -84,6 +85,8 @@ class Link31:
         self._full = True
         self._wake = asyncio.Event()
         self._not_ours_logged: set[tuple[str, str]] = set()
+        self._malformed_seen: set[tuple[Optional[str], str]] = set()
+        self._last_good: dict[str, Event] = {}
         self._missing_logged: set[str] = set()
         self._bad_notes = Summary()
         self._failures = Summary()
@@ -332,7 +335,7 @@ class Link31:
         text = json.dumps(self._events, sort_keys=True, default=str)
         if text == self._applied:
             return
-        dist = E.distribution(list(self._events.values()), self.level_signal, self._mine)
+        dist = self._once(E.distribution(list(self._events.values()), self.level_signal, self._mine))
         outcomes = await self.sink.apply(dist)
         self._applied = text
         foreign: set[tuple[str, str]] = set()
@@ -354,6 +357,25 @@ class Link31:
             if isinstance(raw, Mapping):
                 planned[event.event_id] = (raw, E.spans(raw))
         await self.reports.events_changed(planned)
+
+    def _once(self, dist: Distribution) -> Distribution:
+        """A malformed event reaches the core (which logs it and keeps its last good version) once per
+        version; later lists carry that last good version instead, or nothing when there was none."""
+        events = list(dist.events)
+        malformed = []
+        seen: set[tuple[Optional[str], str]] = set()
+        for bad in dist.malformed:
+            key = (bad.event_id, bad.revision.label if bad.event_id else bad.reason)
+            seen.add(key)
+            if key not in self._malformed_seen:
+                malformed.append(bad)
+            elif bad.event_id in self._last_good:
+                events.append(self._last_good[bad.event_id])
+        self._malformed_seen = seen
+        listed = {e.event_id for e in events} | {b.event_id for b in dist.malformed if b.event_id}
+        self._last_good = {**{k: v for k, v in self._last_good.items() if k in listed},
+                           **{e.event_id: e for e in dist.events}}
+        return Distribution(tuple(events), tuple(malformed), dist.targets)
 
     # -- notifications
 

@@ -5,22 +5,35 @@ ledger are durable); --status knows the link; SIGTERM ends it with exit 0."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import socket
+import sys
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
 from adrgw.demo.embedded import free_port
 
 from .support.config import config_text
-from .support.process import spawn
+from .support.process import SCRIPT, spawn
 from .support.readings import clock_value
 from .support.ven31 import simple
 from .support.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.process]
+
+
+async def run_cli(tmp_path: Any, *args: str) -> tuple[int, str]:
+    """The command line with ``args`` in the config's folder: (exit code, stdout)."""
+    env = dict(os.environ, HOME=str(tmp_path))
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(SCRIPT), *args, cwd=str(tmp_path), env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(errors="replace")
 
 
 def config31(vtn_url: str, gw_port: int, router_port: int) -> str:
@@ -34,8 +47,10 @@ async def test_reports_survive_a_vtn_outage_and_kill_9_then_sigterm_exits_0(vtn3
     program = vtn31.add_program("p1")
     gw_port = free_port(socket.SOCK_DGRAM)
     (tmp_path / "config.ini").write_text(config31(vtn31.url, gw_port, meter.port))
-    check = await spawn("--check", cwd=tmp_path, home=tmp_path)
-    assert await asyncio.wait_for(check.proc.wait(), 30) == 0, check.lines
+    code, out = await run_cli(tmp_path, "--check")
+    assert code == 0 and "OpenADR 3.1: client 'ven-1'" in out, out
+    code, out = await run_cli(tmp_path, "--probe")
+    assert code == 0 and "VTN token" in out and "no VEN object for venName 'ven-31' yet" in out, out
     proc = await spawn("--log-level", "INFO", cwd=tmp_path, home=tmp_path)
     try:
         await wait_for(lambda: proc.has("MQTT notifications from"), 20, what="the session and MQTT")
@@ -54,8 +69,10 @@ async def test_reports_survive_a_vtn_outage_and_kill_9_then_sigterm_exits_0(vtn3
         restarted_at = time.time()
         await vtn31.resume()
         await wait_for(lambda: proc.has("; its last"), 30, what="the last report")
-        status = await spawn("--status", "--json", cwd=tmp_path, home=tmp_path)
-        assert await asyncio.wait_for(status.proc.wait(), 30) in (0, 1)
+        code, out = await run_cli(tmp_path, "--status", "--json")
+        reg, rep = json.loads(out)["registration"], json.loads(out)["reports"]
+        assert reg["registered"] and reg["ven_id"] == next(iter(vtn31.vens)) and rep["reports_sent"] >= 1, out
+        assert rep["queue_depth"] <= 3, out  # what the VTN accepted is not counted as queued
     finally:
         code, took = await proc.stop(signal.SIGTERM)
     assert code == 0, "\n".join(proc.lines[-20:])

@@ -159,7 +159,12 @@ async def _vtn_check(settings: Settings) -> Check:
 
 async def run_probe(settings: Settings) -> int:
     checks = await _bacnet_checks(settings)
-    checks.append(await _vtn_check(settings))
+    if settings.ven.protocol == "3.1":
+        from adrgw.openadr3.probe import vtn_rows
+
+        checks += [Check(*row) for row in await vtn_rows(settings.ven)]  # type: ignore[arg-type]
+    else:
+        checks.append(await _vtn_check(settings))
     width = max(len(c.name) for c in checks)
     print(f"{'check'.ljust(width)}  result  detail")
     for c in checks:

@@ -21,6 +21,7 @@ from adrgw.ops import snapshot
 from adrgw.core.health import Health, HealthFacts, verdict
 from adrgw.core.schedule import event_from_dict
 from adrgw.openadr.report_store import OWED_FROM_SQL
+from adrgw.openadr3.ledger import OWED_FROM_SQL as OWED_FROM_SQL_31
 from adrgw.persist.store import FILENAME
 
 EXIT_HEALTHY = 0
@@ -74,6 +75,8 @@ def read_state(directory: str) -> StoredState:
         # Undelivered: what some report still owes the VTN (store.OWED_FROM_SQL); a store from before
         # the report service has no request tables, and every sample in it is undelivered.
         owed = f" WHERE ts >= ({OWED_FROM_SQL})" if {"report_requests", "report_delivered"} <= tables else ""
+        if "oa3_report_plans" in tables:  # an OpenADR 3.1 gateway's ledger (adrgw/openadr3/ledger.py)
+            owed = f" WHERE ts >= ({OWED_FROM_SQL_31})"
         depth, oldest = (db.execute(f"SELECT COUNT(*), MIN(ts) FROM samples{owed}").fetchone()
                          if "samples" in tables else (0, None))
     except (sqlite3.Error, ValueError) as exc:

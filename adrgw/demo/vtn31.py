@@ -655,9 +655,26 @@ class Vtn31:
                 async with aiomqtt.Client(**args, identifier=f"vtn31-{self.port}", timeout=5.0) as client:
                     log.info("VTN: MQTT publisher connected to %s", self.mqtt_url)
                     self.mqtt_connected.set()
-                    while True:
-                        topic, payload = await self._mqtt_queue.get()
-                        await client.publish(topic, payload, qos=1, retain=False, timeout=5.0)
+                    # Reading the (empty) message stream ends with MqttError as soon as the broker goes,
+                    # so a lost broker is noticed at once, not at the next publish.
+                    watch = asyncio.get_running_loop().create_task(_drain(client))
+                    try:
+                        while True:
+                            pending = asyncio.get_running_loop().create_task(self._mqtt_queue.get())
+                            done, _ = await asyncio.wait({pending, watch}, return_when=asyncio.FIRST_COMPLETED)
+                            if watch in done:
+                                pending.cancel()
+                                watch.result()
+                                raise aiomqtt.MqttError("disconnected")
+                            topic, payload = pending.result()
+                            try:
+                                await client.publish(topic, payload, qos=1, retain=False, timeout=5.0)
+                            except aiomqtt.MqttError:
+                                self.mqtt_dropped += 1
+                                raise
+                    finally:
+                        watch.cancel()
+                        await asyncio.gather(watch, return_exceptions=True)
             except aiomqtt.MqttError as exc:
                 if self.mqtt_connected.is_set():
                     log.warning("VTN: MQTT publisher lost %s (%s); retrying", self.mqtt_url, exc)
@@ -1011,6 +1028,12 @@ class Vtn31:
 
 
 _ABSENT = object()
+
+
+async def _drain(client: Any) -> None:
+    """Iterate an aiomqtt client's messages (none are subscribed): returns or raises on disconnect."""
+    async for _ in client.messages:
+        pass
 
 
 def parse_duration(text: str) -> Optional[timedelta]:

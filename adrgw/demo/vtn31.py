@@ -332,17 +332,17 @@ class Vtn31:
 
     async def stop(self) -> None:
         self._resumed.set()
-        for task in (self._mqtt_task, self._hook_task):
+        for name, task in (("mqtt", self._mqtt_task), ("webhook", self._hook_task)):
             if task is not None:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await _bounded(asyncio.gather(task, return_exceptions=True), f"stopping the {name} worker")
         self._mqtt_task = self._hook_task = None
         self.mqtt_connected.clear()
         if self._session is not None:
-            await self._session.close()
+            await _bounded(self._session.close(), "closing the webhook session")
             self._session = None
         if self._runner is not None:
-            await self._runner.cleanup()
+            await _bounded(self._runner.cleanup(), "stopping the HTTP server")
             self._runner = self._site = None
 
     # -- test hooks
@@ -658,6 +658,7 @@ class Vtn31:
                     # Reading the (empty) message stream ends with MqttError as soon as the broker goes,
                     # so a lost broker is noticed at once, not at the next publish.
                     watch = asyncio.get_running_loop().create_task(_drain(client))
+                    pending: Optional[asyncio.Task[tuple[str, bytes]]] = None
                     try:
                         while True:
                             pending = asyncio.get_running_loop().create_task(self._mqtt_queue.get())
@@ -673,8 +674,10 @@ class Vtn31:
                                 self.mqtt_dropped += 1
                                 raise
                     finally:
-                        watch.cancel()
-                        await asyncio.gather(watch, return_exceptions=True)
+                        for task in (watch, pending):
+                            if task is not None:
+                                task.cancel()
+                        await asyncio.gather(watch, *([pending] if pending else []), return_exceptions=True)
             except aiomqtt.MqttError as exc:
                 if self.mqtt_connected.is_set():
                     log.warning("VTN: MQTT publisher lost %s (%s); retrying", self.mqtt_url, exc)
@@ -1028,6 +1031,14 @@ class Vtn31:
 
 
 _ABSENT = object()
+
+
+async def _bounded(step: Awaitable[Any], what: str, timeout: float = 5.0) -> None:
+    """One shutdown step, given up after ``timeout`` (logged): a stop never hangs a test."""
+    try:
+        await asyncio.wait_for(step, timeout)
+    except asyncio.TimeoutError:
+        log.warning("VTN: %s took over %.0f s; given up", what, timeout)
 
 
 async def _drain(client: Any) -> None:

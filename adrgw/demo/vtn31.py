@@ -298,6 +298,8 @@ class Vtn31:
         self._hook_queue: asyncio.Queue[tuple[str, Optional[str], dict[str, Any]]] = asyncio.Queue()
         self._hook_task: Optional[asyncio.Task[None]] = None
         self._session: Optional[ClientSession] = None
+        #: called with (collection, operation, object) after every change, API or Python (the demo uses it)
+        self.on_change: Optional[Callable[[str, str, Mapping[str, Any]], None]] = None
 
     # -- lifecycle
 
@@ -621,6 +623,11 @@ class Vtn31:
                     self._mqtt_queue.put_nowait((topic, payload))
                 else:
                     self.mqtt_dropped += 1
+        if self.on_change is not None:
+            try:
+                self.on_change(coll, operation, obj)
+            except Exception:  # noqa: BLE001 - a hook's error is the hook's, not the request's
+                log.exception("VTN: on_change hook failed")
         for sub in list(self.subscriptions.values()):
             for entry in sub.get("objectOperations", []):
                 if KINDS[coll] in entry.get("objects", []) and operation in entry.get("operations", []) \

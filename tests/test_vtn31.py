@@ -224,6 +224,9 @@ async def test_ven_resources_reports_crud(vtn31: Vtn31, client: Oadr3Client) -> 
     status, put = await client.call("PUT", f"/reports/{posted['id']}", report)
     assert status == 200 and len(put["resources"][0]["intervals"]) == 2
     assert [kind for kind, _ in vtn31.report_history] == ["POST", "PUT"]
+    kept = vtn31.add_report({**report, "reportName": "kept"})  # a POST whose answer the VEN never got
+    assert kept["clientID"] == "ven-1" and vtn31.reports[kept["id"]]["reportName"] == "kept"
+    vtn31.reports.pop(kept["id"])
     status, mine = await client.call("GET", "/reports", params={"eventID": event["id"], "clientName": "gw-1b"})
     assert status == 200 and [r["id"] for r in mine] == [posted["id"]]
     # a report for no event: a foreign key the VTN refuses

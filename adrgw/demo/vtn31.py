@@ -466,6 +466,15 @@ class Vtn31:
         self._notify("events", "CREATE", obj)
         return copy.deepcopy(obj)
 
+    def add_report(self, body: Mapping[str, Any], client_id: Optional[str] = None) -> dict[str, Any]:
+        """Store a report as if ``client_id`` (default: the VEN) had POSTed it, e.g. a VTN that kept a
+        POST whose answer the VEN never got. Notifies and appears in ``report_history`` like a POST."""
+        obj = self._create("reports", {k: v for k, v in body.items()
+                                       if k not in ("id", "createdDateTime", "modificationDateTime", "objectType")},
+                           client_id or self.ven_client_id)
+        self.report_history.append(("POST", copy.deepcopy(obj)))
+        return copy.deepcopy(obj)
+
     def update_event(self, event_id: str, **fields: Any) -> dict[str, Any]:
         """Change an event's fields (None removes one); bumps modificationDateTime; notifies UPDATE."""
         return copy.deepcopy(self._update_fields("events", event_id, self._fields(fields)))

@@ -298,6 +298,8 @@ class Vtn31:
         self._hook_queue: asyncio.Queue[tuple[str, Optional[str], dict[str, Any]]] = asyncio.Queue()
         self._hook_task: Optional[asyncio.Task[None]] = None
         self._session: Optional[ClientSession] = None
+        #: called with (collection, operation, object) after every change, API or Python (the demo uses it)
+        self.on_change: Optional[Callable[[str, str, Mapping[str, Any]], None]] = None
 
     # -- lifecycle
 
@@ -332,17 +334,17 @@ class Vtn31:
 
     async def stop(self) -> None:
         self._resumed.set()
-        for task in (self._mqtt_task, self._hook_task):
+        for name, task in (("mqtt", self._mqtt_task), ("webhook", self._hook_task)):
             if task is not None:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await _bounded(asyncio.gather(task, return_exceptions=True), f"stopping the {name} worker")
         self._mqtt_task = self._hook_task = None
         self.mqtt_connected.clear()
         if self._session is not None:
-            await self._session.close()
+            await _bounded(self._session.close(), "closing the webhook session")
             self._session = None
         if self._runner is not None:
-            await self._runner.cleanup()
+            await _bounded(self._runner.cleanup(), "stopping the HTTP server")
             self._runner = self._site = None
 
     # -- test hooks
@@ -462,6 +464,15 @@ class Vtn31:
         self._malformed.add(str(obj["id"]))
         self.events[str(obj["id"])] = obj
         self._notify("events", "CREATE", obj)
+        return copy.deepcopy(obj)
+
+    def add_report(self, body: Mapping[str, Any], client_id: Optional[str] = None) -> dict[str, Any]:
+        """Store a report as if ``client_id`` (default: the VEN) had POSTed it, e.g. a VTN that kept a
+        POST whose answer the VEN never got. Notifies and appears in ``report_history`` like a POST."""
+        obj = self._create("reports", {k: v for k, v in body.items()
+                                       if k not in ("id", "createdDateTime", "modificationDateTime", "objectType")},
+                           client_id or self.ven_client_id)
+        self.report_history.append(("POST", copy.deepcopy(obj)))
         return copy.deepcopy(obj)
 
     def update_event(self, event_id: str, **fields: Any) -> dict[str, Any]:
@@ -621,6 +632,11 @@ class Vtn31:
                     self._mqtt_queue.put_nowait((topic, payload))
                 else:
                     self.mqtt_dropped += 1
+        if self.on_change is not None:
+            try:
+                self.on_change(coll, operation, obj)
+            except Exception:  # noqa: BLE001 - a hook's error is the hook's, not the request's
+                log.exception("VTN: on_change hook failed")
         for sub in list(self.subscriptions.values()):
             for entry in sub.get("objectOperations", []):
                 if KINDS[coll] in entry.get("objects", []) and operation in entry.get("operations", []) \
@@ -655,9 +671,29 @@ class Vtn31:
                 async with aiomqtt.Client(**args, identifier=f"vtn31-{self.port}", timeout=5.0) as client:
                     log.info("VTN: MQTT publisher connected to %s", self.mqtt_url)
                     self.mqtt_connected.set()
-                    while True:
-                        topic, payload = await self._mqtt_queue.get()
-                        await client.publish(topic, payload, qos=1, retain=False, timeout=5.0)
+                    # Reading the (empty) message stream ends with MqttError as soon as the broker goes,
+                    # so a lost broker is noticed at once, not at the next publish.
+                    watch = asyncio.get_running_loop().create_task(_drain(client))
+                    pending: Optional[asyncio.Task[tuple[str, bytes]]] = None
+                    try:
+                        while True:
+                            pending = asyncio.get_running_loop().create_task(self._mqtt_queue.get())
+                            done, _ = await asyncio.wait({pending, watch}, return_when=asyncio.FIRST_COMPLETED)
+                            if watch in done:
+                                pending.cancel()
+                                watch.result()
+                                raise aiomqtt.MqttError("disconnected")
+                            topic, payload = pending.result()
+                            try:
+                                await client.publish(topic, payload, qos=1, retain=False, timeout=5.0)
+                            except aiomqtt.MqttError:
+                                self.mqtt_dropped += 1
+                                raise
+                    finally:
+                        for task in (watch, pending):
+                            if task is not None:
+                                task.cancel()
+                        await asyncio.gather(watch, *([pending] if pending else []), return_exceptions=True)
             except aiomqtt.MqttError as exc:
                 if self.mqtt_connected.is_set():
                     log.warning("VTN: MQTT publisher lost %s (%s); retrying", self.mqtt_url, exc)
@@ -1011,6 +1047,20 @@ class Vtn31:
 
 
 _ABSENT = object()
+
+
+async def _bounded(step: Awaitable[Any], what: str, timeout: float = 5.0) -> None:
+    """One shutdown step, given up after ``timeout`` (logged): a stop never hangs a test."""
+    try:
+        await asyncio.wait_for(step, timeout)
+    except asyncio.TimeoutError:
+        log.warning("VTN: %s took over %.0f s; given up", what, timeout)
+
+
+async def _drain(client: Any) -> None:
+    """Iterate an aiomqtt client's messages (none are subscribed): returns or raises on disconnect."""
+    async for _ in client.messages:
+        pass
 
 
 def parse_duration(text: str) -> Optional[timedelta]:

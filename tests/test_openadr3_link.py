@@ -152,9 +152,9 @@ async def test_a_report_whose_answer_was_lost_is_updated_not_duplicated(vtn31, m
     await asyncio.sleep(1.5)  # past the request timeout: the gateway never hears the answer
     # this peer drops a stalled request; a VTN that stored it anyway has this report now:
     (plan,) = [s.plan for s in gateway.reports.plans.values()]
-    lost = vtn31._create("reports", {"eventID": plan.event_id, "clientName": "ven-31", "reportName": plan.report_name,
+    lost = vtn31.add_report({"eventID": plan.event_id, "clientName": "ven-31", "reportName": plan.report_name,
                                      "resources": [{"resourceName": "device001", "intervals": []}]},
-                         vtn31.ven_client_id)
+                            vtn31.ven_client_id)
     await vtn31.resume()
     await wait_for(lambda: not gateway.reports.plans, 15, what="the last report")
     assert list(vtn31.reports) == [lost["id"]]  # updated, not duplicated

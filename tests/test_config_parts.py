@@ -74,9 +74,9 @@ def test_ven_protocol_2_0b_is_accepted_and_the_default(tmp_path: Path, line: str
 
 
 @pytest.mark.parametrize("value, expected", [
-    ("3.1", "config.ini: [ven] protocol: '3.1' is not a supported protocol (supported: 2.0b)"),
+    ("4.0", "config.ini: [ven] protocol: '4.0' is not a supported protocol (supported: 2.0b, 3.1)"),
     ("2.0B", "config.ini: [ven] protocol: '2.0B' is not a supported protocol; did you mean '2.0b'? "
-             "(supported: 2.0b)"),
+             "(supported: 2.0b, 3.1)"),
 ])
 def test_any_other_protocol_is_one_line_and_exit_2(tmp_path: Path, value: str, expected: str) -> None:
     result = check(tmp_path, MINIMAL.replace("[bacnet]", f"protocol = {value}\n[bacnet]"))

@@ -178,9 +178,7 @@ def _check_ven(ven: Mapping[str, Any], where: str, problems: list[str]) -> None:
 
 
 def _ven_settings(**values: Any) -> Ven31Settings:
-    values.pop("protocol", None)
-    return Ven31Settings(**{k: v for k, v in values.items() if v is not None or k in (
-        "client_secret", "client_secret_file", "token_url", "callback_url", "callback_listen", "ca_file", "cert", "key")})
+    return Ven31Settings(**values)
 
 
 PART = ConfigPart(

@@ -284,6 +284,10 @@ class Link31:
         else:
             for event_id in sorted(dirty):
                 raw = await self.client.call("GET", f"/events/{event_id}", missing_ok=True, ok=(200,))
+                if raw is not None and (not isinstance(raw, Mapping) or raw.get("id") != event_id):
+                    log.warning("GET /events/%s answered another object: reading everything again", event_id)
+                    await self._read_all()
+                    break
                 if raw is None or not self._followed(raw):
                     self._events.pop(event_id, None)
                 else:
@@ -403,8 +407,8 @@ class Link31:
         wanted = self.ven.notifications
         self.mode = "poll"
         if wanted == "webhook":
-            await self._start_webhook()
             self.mode = "webhook"
+            await self._start_webhook()
             return
         if wanted == "poll":
             log.info("OpenADR 3.1: polling the VTN every %g s", self.ven.poll_interval)
@@ -500,6 +504,12 @@ class Link31:
                 self.mqtt_connected = False
                 log.warning("MQTT: no token for the broker (%s)", exc)
                 await asyncio.sleep(backoff.next())
+            except (OSError, ValueError, ssl.SSLError) as exc:  # TLS files, a broker answering garbage
+                self.mqtt_connected = False
+                if not lost_logged:
+                    lost_logged = True
+                    log.error("MQTT broker %s: %s: polling the VTN every %g s", uri, exc, self.ven.poll_interval)
+                await asyncio.sleep(backoff.next())
 
     # -- webhook
 
@@ -515,11 +525,18 @@ class Link31:
             app.router.add_post(path, self._callback)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(v.cert, v.key)
-            await web.TCPSite(runner, v.callback_listen[0], v.callback_listen[1], ssl_context=context,
-                              reuse_address=True).start()
+            try:
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.minimum_version = ssl.TLSVersion.TLSv1_2
+                context.load_cert_chain(v.cert, v.key)
+                await web.TCPSite(runner, v.callback_listen[0], v.callback_listen[1], ssl_context=context,
+                                  reuse_address=True).start()
+            except (OSError, ssl.SSLError) as exc:
+                await runner.cleanup()
+                log.error("cannot serve the webhook callback on %s:%d (%s): polling the VTN every %g s instead",
+                          v.callback_listen[0], v.callback_listen[1], exc, v.poll_interval)
+                self.mode = "poll"
+                return
             self._webhook = runner
             log.info("webhook callback served on https://%s:%d%s", v.callback_listen[0], v.callback_listen[1], path)
         for raw in await self.client.list_all("/subscriptions", {"clientName": v.ven_name}):

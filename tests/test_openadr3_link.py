@@ -295,3 +295,33 @@ async def test_webhook_mode_over_https(mqtt_broker, meter, start_gateway, tmp_pa
         vtn.assert_valid()
     finally:
         await vtn.stop()
+
+
+async def test_https_vtn_basic_token_auth_and_mqtts(meter, start_gateway, tmp_path) -> None:
+    """The VTN over HTTPS and its broker over MQTTS, both trusted through [ven] ca_file; a token endpoint
+    that wants HTTP Basic client authentication (401 with WWW-Authenticate: Basic) gets it."""
+    from adrgw.demo.vtn31 import MqttBroker, Vtn31
+
+    from .support.oadr3 import require_mosquitto
+
+    require_mosquitto()
+    ca = make_ca(tmp_path)
+    server = issue(tmp_path, ca, "127.0.0.1")
+    broker = MqttBroker(port=free_port(), tls=(str(server.cert), str(server.key)))
+    await broker.start()
+    https = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    https.load_cert_chain(str(server.cert), str(server.key))
+    vtn = Vtn31(port=free_port(), spec=require_spec(), mqtt=broker.url, mqtt_ca=str(ca.cert), ssl=https,
+                token_auth="basic")
+    await vtn.start()
+    try:
+        assert broker.url.startswith("mqtts://") and vtn.url.startswith("https://")
+        vtn.add_program("p1")
+        gateway = await started(vtn, meter, start_gateway, tmp_path, ca_file=str(ca.cert))
+        assert gateway.link.client._basic
+        vtn.add_event("p1", **simple([2], now_plus(-1), 600))
+        await wait_for(lambda: gateway.device.level == 2.0, 2, what="level 2 over MQTTS")
+        vtn.assert_valid()
+    finally:
+        await vtn.stop()
+        await broker.stop()

@@ -35,7 +35,7 @@ async def trial_loop(gateway, create, n: int, phase: float) -> list[float]:
     return latencies
 
 
-async def run31(mode: str, n: int) -> list[float]:
+async def run31(mode: str, n: int, period: float) -> list[float]:
     from adrgw.app import Gateway
     from adrgw.demo.vtn31 import MqttBroker, Vtn31
     from adrgw.demo.embedded import SimulatedMeter, free_port
@@ -49,7 +49,7 @@ async def run31(mode: str, n: int) -> list[float]:
     await meter.start()
     vtn.add_program("p1")
     ven = {"notifications": "auto", "poll_interval": 30.0} if mode == "mqtt" else \
-        {"notifications": "poll", "poll_interval": 10.0}
+        {"notifications": "poll", "poll_interval": period}
     gateway = Gateway(ven31_settings(vtn.url, meter, Path(tempfile.mkdtemp()), **ven))
     await gateway.start()
     try:
@@ -60,7 +60,7 @@ async def run31(mode: str, n: int) -> list[float]:
         await asyncio.sleep(0.5)
         now = datetime.now(timezone.utc)
         return await trial_loop(gateway, lambda level: vtn.add_event(
-            "p1", **simple([level], now - timedelta(seconds=1), 3600)), n, 1.2 if mode == "mqtt" else 10.0)
+            "p1", **simple([level], now - timedelta(seconds=1), 3600)), n, 1.2 if mode == "mqtt" else period)
     finally:
         await gateway.stop()
         await vtn.stop()
@@ -68,18 +68,18 @@ async def run31(mode: str, n: int) -> list[float]:
         await broker.stop()
 
 
-async def run2b(n: int) -> list[float]:
+async def run2b(n: int, period: float) -> list[float]:
     from adrgw.app import Gateway
     from tests.support.config import gateway_settings
 
-    vtn, meter = await C.start_peers(poll=10.0)
+    vtn, meter = await C.start_peers(poll=period)
     gateway = Gateway(gateway_settings(vtn.url, meter, Path(tempfile.mkdtemp())))
     await gateway.start()
     try:
         await asyncio.wait_for(gateway.link.registered.wait(), 20)
         now = datetime.now(timezone.utc)
         return await trial_loop(gateway, lambda level: vtn.add_event(
-            gateway.link.ven_id, [level], now - timedelta(seconds=1), timedelta(hours=1)), n, 10.0)
+            gateway.link.ven_id, [level], now - timedelta(seconds=1), timedelta(hours=1)), n, period)
     finally:
         await gateway.stop()
         await vtn.stop()
@@ -88,11 +88,12 @@ async def run2b(n: int) -> list[float]:
 
 async def main() -> None:
     quick = "--quick" in sys.argv
-    n = 5 if quick else 20
-    result = {"machine": C.machine(), "events_per_mode": n}
-    for name, run in (("3.1 MQTT (poll_interval 30 s)", lambda: run31("mqtt", n)),
-                      ("3.1 poll every 10 s", lambda: run31("poll", n)),
-                      ("2.0b pull, 10 s poll", lambda: run2b(n))):
+    n, period = (3, 2.0) if quick else (20, 10.0)  # the smoke run polls every 2 s
+    print(C.machine())
+    result = {"machine": C.machine(), "events_per_mode": n, "poll_period_s": period}
+    for name, run in (("3.1 MQTT (poll_interval 30 s)", lambda: run31("mqtt", n, period)),
+                      (f"3.1 poll every {period:g} s", lambda: run31("poll", n, period)),
+                      (f"2.0b pull, {period:g} s poll", lambda: run2b(n, period))):
         figures = C.figures(await run())
         C.show(name, "ms", figures)
         result[name] = figures

@@ -7,9 +7,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# need_apt WHAT APT-GET-INSTALL-ARGS...: install Debian packages when root with apt-get; otherwise stop
+# with one line saying what to install (a plain apt-get run by a user fails with a lock-file error).
+need_apt() {
+  local what=$1
+  shift
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "tests/run.sh: $what is needed: install it (Debian/Ubuntu, as root: apt-get install -y $*) or run tests/run.sh as root" >&2
+    exit 1
+  fi
+}
+
 # libfaketime (Debian) steps the gateway's wall clock in tests/test_faults.py (issue 11).
-if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && command -v apt-get >/dev/null 2>&1; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfaketime >/dev/null
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ]; then
+  need_apt libfaketime libfaketime
 fi
 
 PYTHON=${PYTHON:-python3}
@@ -37,25 +51,14 @@ fi
 # @bacnet-js/client (Node), the second independent BACnet client of tests/test_conformance.py,
 # pinned by tests/interop/js/package-lock.json. Node comes from the distribution when missing.
 if ! command -v npm >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-  else
-    echo "tests/run.sh: npm not found for the @bacnet-js/client interop client (install nodejs and npm)" >&2
-    exit 1
-  fi
+  need_apt "npm (for the @bacnet-js/client interop client)" nodejs npm
 fi
 if [ ! -d tests/interop/js/node_modules/@bacnet-js/client ]; then
   (cd tests/interop/js && npm ci --no-audit --no-fund --loglevel=error)
 fi
 # Headless Chromium from Debian for the status page test (tests/test_web.py loads the page in it).
 if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
-  else
-    echo "tests/run.sh: headless Chromium is needed (as root: apt-get install -y chromium)" >&2
-    exit 1
-  fi
+  need_apt "headless Chromium (for the status page test)" --no-install-recommends chromium fonts-dejavu-core
 fi
 
 # Two workers, one test file each at a time (--dist loadfile): the suite mostly waits on real peers

@@ -14,6 +14,8 @@ import pytest
 
 from adrgw.cli import MODES, NO_CONFIG_MODES
 
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

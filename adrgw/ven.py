@@ -90,17 +90,41 @@ class NotRegistered(VtnError):
     """The VTN says we are not (or no longer) registered."""
 
 
-class Backoff:
-    """Capped exponential backoff with +-20 % jitter, so a fleet does not retry in lockstep."""
+# Backoff delays stop doubling after this many attempts: 2 ** 64 times any sane first delay is far
+# beyond any cap, and a float power of 2 overflows after 1024 (about 3.5 days of 300 s retries).
+BACKOFF_MAX_DOUBLINGS = 64
 
-    def __init__(self, initial: float, cap: float) -> None:
+
+def backoff_delay(attempt: int, initial: float, cap: float, jitter: float = 0.2,
+                  rng: Callable[[float, float], float] = random.uniform) -> float:
+    """The wait before retry number ``attempt`` (0-based): ``initial`` doubled per attempt up to
+    ``cap``, with up to +-``jitter`` so that a fleet of gateways does not retry in lockstep, and never
+    longer than ``cap`` ([ven] retry_max: the README promises it as the longest wait).
+
+    Why the jitter range is cut at the cap instead of the jittered value being clamped: a clamp would
+    put every draw above the cap on exactly ``cap``, half a fleet retrying in lockstep again (what
+    the jitter is for). Drawing from [nominal * (1 - jitter), min(nominal * (1 + jitter), cap)]
+    keeps a spread of ``jitter * cap`` below the cap. The final ``min`` only absorbs the rounding
+    of ``random.uniform``'s upper end.
+    """
+    nominal = min(cap, initial * 2.0 ** min(max(attempt, 0), BACKOFF_MAX_DOUBLINGS))
+    low, high = nominal * (1 - jitter), min(nominal * (1 + jitter), cap)
+    return min(cap, rng(low, high))
+
+
+class Backoff:
+    """Capped exponential backoff with jitter (``backoff_delay``): never longer than ``cap``."""
+
+    def __init__(self, initial: float, cap: float,
+                 rng: Callable[[float, float], float] = random.uniform) -> None:
         self.initial, self.cap = initial, cap
         self.attempt = 0
+        self._rng = rng
 
     def next(self) -> float:
-        delay = min(self.cap, self.initial * (2 ** self.attempt))
+        delay = backoff_delay(self.attempt, self.initial, self.cap, rng=self._rng)
         self.attempt += 1
-        return delay * random.uniform(0.8, 1.2)
+        return delay
 
     def reset(self) -> None:
         self.attempt = 0

@@ -55,6 +55,13 @@ class SampleQueue:
         self.unstored = 0  # samples that could not be stored (storage fault): lost, counted
         self._dropped_unreported = 0
         self._last_warning: Optional[float] = None
+        # Called when the number of undelivered samples changes (the status snapshot follows).
+        self.on_change: Callable[[], None] = lambda: None
+
+    def _set_count(self, count: int) -> None:
+        if count != self._count:
+            self._count = count
+            self.on_change()
 
     async def open(self) -> None:
         self._count = await self._store.call(_count_owed)
@@ -90,10 +97,11 @@ class SampleQueue:
         from .store import StoreFault
 
         try:
-            inserted, self._count, dropped = await self._store.call(_put)
+            inserted, count, dropped = await self._store.call(_put)
         except StoreFault:
             self.unstored += len(rows)
             raise
+        self._set_count(count)
         self.stored += max(0, inserted)
         if dropped:
             self._note_dropped(dropped)
@@ -167,7 +175,7 @@ class SampleQueue:
     async def recount(self) -> None:
         """Count undelivered samples again (a report cursor moved); what left the count was delivered."""
         before = self._count
-        self._count = await self._store.call(_count_owed)
+        self._set_count(await self._store.call(_count_owed))
         self.delivered += max(0, before - self._count)
 
 

@@ -13,6 +13,7 @@ import socket
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, Optional
 
 import pytest
 
@@ -116,3 +117,115 @@ def test_stale_snapshot_means_not_running(tmp_path) -> None:
     assert code == 0
     code, text = status_main(str(state), False, now=written + timedelta(seconds=31))
     assert code == 1 and "no snapshot for 31 s" in text and "gateway not running" in text
+
+
+# -- the snapshot writer's timing rule (a stand-in gateway; the store write replaced) ------------------
+
+def stand_in_gateway(last_contact: Optional[datetime] = None) -> Any:
+    from types import SimpleNamespace
+
+    registered = asyncio.Event()
+    registered.set()
+    link = SimpleNamespace(online=lambda: True, registered=registered, last_poll_ok=last_contact,
+                           poll_period=timedelta(seconds=1))
+    return SimpleNamespace(link=link, samples=[], sampler=SimpleNamespace(failures=0),
+                           reports=SimpleNamespace(report_period=lambda: None), store=SimpleNamespace(healthy=True))
+
+
+def recorded_writes(monkeypatch: pytest.MonkeyPatch, spacing: float, heartbeat: float) -> list[float]:
+    from adrgw import snapshot
+
+    times: list[float] = []
+
+    async def write(gateway: Any, running: bool = True, collected: Any = None) -> None:
+        times.append(asyncio.get_running_loop().time())
+        if collected is not None:
+            collected({"oldest_queued": None})
+
+    monkeypatch.setattr(snapshot, "write", write)
+    monkeypatch.setattr(snapshot, "MIN_SPACING", spacing)
+    monkeypatch.setattr(snapshot, "SNAPSHOT_SECONDS", heartbeat)
+    return times
+
+
+async def test_snapshot_writes_follow_changes_and_coalesce_bursts(monkeypatch) -> None:
+    """Written at once after a quiet time; a burst of changes is at most one write per spacing, the
+    last change written within one spacing; no write without a change before the heartbeat."""
+    from adrgw import snapshot
+
+    spacing = 0.2
+    times = recorded_writes(monkeypatch, spacing, heartbeat=100.0)
+    loop = asyncio.get_running_loop()
+    writer = snapshot.SnapshotWriter(stand_in_gateway())
+    task = asyncio.create_task(writer.run())
+    try:
+        await wait_for(lambda: len(times) == 1, 5, what="the first snapshot")
+        await asyncio.sleep(0.5)
+        assert len(times) == 1  # nothing changed
+        changed_at = loop.time()
+        writer.changed()
+        await wait_for(lambda: len(times) == 2, 5, what="the write after a change")
+        assert times[1] - changed_at < 0.15  # quiet before: written at once, not after a spacing
+        began, last_change = loop.time(), 0.0
+        while loop.time() - began < 1.0:  # 100 changes in a second
+            writer.changed()
+            last_change = loop.time()
+            await asyncio.sleep(0.01)
+        await wait_for(lambda: times[-1] >= last_change, 5, what="the burst's last change written")
+        assert times[-1] - last_change <= spacing + 0.1
+        burst = [t for t in times if t >= began]
+        assert len(burst) <= 1.0 / spacing + 2, burst
+        assert all(b - a >= spacing - 0.005 for a, b in zip(times, times[1:])), times
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_snapshot_written_when_time_alone_changes_the_verdict(monkeypatch) -> None:
+    """The VTN counts as silent 3 poll periods after its last answer, without any event: the writer
+    wakes then (health.next_change) instead of at the next heartbeat."""
+    from adrgw import snapshot
+
+    times = recorded_writes(monkeypatch, 0.2, heartbeat=100.0)
+    loop = asyncio.get_running_loop()
+    silent_in = 0.5
+    gateway = stand_in_gateway(last_contact=datetime.now(timezone.utc) - timedelta(seconds=3) +
+                               timedelta(seconds=silent_in))
+    began = loop.time()
+    writer = snapshot.SnapshotWriter(gateway)
+    task = asyncio.create_task(writer.run())
+    try:
+        await wait_for(lambda: len(times) == 2, 5, what="the write when the VTN falls silent")
+        assert silent_in <= times[1] - began <= silent_in + 0.3, times[1] - began
+        await asyncio.sleep(0.5)
+        assert len(times) == 2  # nothing more changes by time alone
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    # The VTN answers before it would count as silent: the instant moves, no write for it.
+    times.clear()
+    gateway.link.last_poll_ok = datetime.now(timezone.utc) - timedelta(seconds=3) + timedelta(seconds=0.3)
+    task = asyncio.create_task(snapshot.SnapshotWriter(gateway).run())
+    try:
+        await wait_for(lambda: len(times) == 1, 5, what="the first snapshot")
+        await asyncio.sleep(0.1)
+        gateway.link.last_poll_ok = datetime.now(timezone.utc)
+        await asyncio.sleep(0.6)
+        assert len(times) == 1, times
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_snapshot_heartbeat_without_changes(monkeypatch) -> None:
+    from adrgw import snapshot
+
+    times = recorded_writes(monkeypatch, 0.05, heartbeat=0.3)
+    writer = snapshot.SnapshotWriter(stand_in_gateway())
+    task = asyncio.create_task(writer.run())
+    try:
+        await wait_for(lambda: len(times) >= 4, 5, what="heartbeat writes")
+        assert all(0.29 <= b - a <= 0.6 for a, b in zip(times, times[1:])), times
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -138,9 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.status:
         from . import status
 
-        code, text = status.main(settings.state.directory, args.json)
-        print(text)
-        return code
+        return status.run(settings.state.directory, args.json)  # a closed pipe ends quietly
     if args.probe:
         logsetup.setup(args.log_level or "WARNING")
         from .probe import run_probe

@@ -88,7 +88,7 @@ class Gateway:
         self.sampler = Sampler(self._read_meter, self.samples, s.meter.interval, s.meter.scale,
                                describe=str(self.meter_ref), read_errors=(MeterReadError,),
                                on_sample=self._sampled,
-                               on_failure=self.device.set_meter_fault,
+                               on_failure=self._meter_failed,
                                extra_read=self._read_report_points if s.reports else None,
                                extra_scales={p.name: p.scale for p in s.reports}, timeout=s.meter.timeout)
         self.clock_watch = ClockWatch([self.controller.refresh, self.sampler.rearm, self.reports.rearm])
@@ -98,11 +98,25 @@ class Gateway:
         self.metrics = Metrics(self, clock=utc_now)
         self.web: Optional[StatusServer] = None
         self.web_error: Optional[str] = None
+        # The status snapshot --status reads: rewritten within a second of any change it shows, so
+        # every part tells it when something changed (snapshot.py).
+        self.snapshots = snapshot.SnapshotWriter(self)
+        changed = self.snapshots.changed
+        self.link.on_change = changed
+        self.reports.on_change = changed
+        self.samples.on_change = changed
+        self.controller.on_change = changed
+        self.store.on_change = changed
 
     def _sampled(self, sample: Sample) -> None:
         self.device.set_meter_value(sample.value)
         if self.settings.http.listen is not None:
             self.meter_history.record(sample)
+        self.snapshots.changed()
+
+    def _meter_failed(self, error: str) -> None:
+        self.device.set_meter_fault(error)
+        self.snapshots.changed()
 
     async def _start_web(self) -> None:
         """Start the web server; a failure is logged as one error line and never stops the gateway."""
@@ -197,7 +211,7 @@ class Gateway:
                        for name, factory in (("vtn-link", self.link.run), ("meter-sampler", self.sampler.run),
                                              ("vtn-watch", self._watch_vtn), ("store-check", self._maintain_store),
                                              ("clock-watch", self.clock_watch.run),
-                                             ("status-snapshot", lambda: snapshot.run(self)))]
+                                             ("status-snapshot", self.snapshots.run))]
         await self._start_web()
         self.started.set()
         log.info("gateway running: VEN %r -> %s; meter %s every %g s", self.settings.ven.ven_name,
@@ -233,6 +247,20 @@ class Gateway:
         await self.store.close()
 
 
+def _status_follower(notifier: Notifier, gateway: Gateway) -> Callable[[dict[str, Any]], None]:
+    """systemd's STATUS follows each status snapshot (written within a second of a change), sent
+    only when the line differs from the last one sent; the watchdog task still repeats it."""
+    sent: list[str] = []
+
+    def follow(facts: dict[str, Any]) -> None:
+        line = gateway.status_line()
+        if not sent or sent[0] != line:
+            sent[:] = [line]
+            notifier.status(line)
+
+    return follow
+
+
 async def run_until_signal(gateway: Gateway, extra_stop: Optional[Callable[[], Any]] = None) -> int:
     """Run ``gateway`` until SIGINT/SIGTERM; clean shutdown within the grace period; exit code."""
     loop = asyncio.get_running_loop()
@@ -251,6 +279,8 @@ async def run_until_signal(gateway: Gateway, extra_stop: Optional[Callable[[], A
         # READY once the BACnet device is up, not when the VTN answers: the building's points work
         # (from the stored schedule) while the VTN may still be unreachable.
         notifier.ready(gateway.status_line())
+        if notifier.enabled:
+            gateway.snapshots.listeners.append(_status_follower(notifier, gateway))
         watchdog = asyncio.create_task(notifier.run_watchdog(gateway.status_line, alive=lambda: gateway.tasks.alive),
                                        name="sd-watchdog")
         waiter = asyncio.create_task(gateway.wait())

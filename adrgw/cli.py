@@ -220,9 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.status:
         from adrgw.ops import status
 
-        code, text = status.main(settings.state.directory, args.json)
-        print(text)
-        return code
+        return status.run(settings.state.directory, args.json)  # a closed pipe ends quietly
     if args.probe:
         logsetup.setup(args.log_level or "WARNING")
         from adrgw.ops.probe import run_probe

@@ -96,6 +96,10 @@ class EventController:
         self._notified_level: Optional[float] = None
         self.on_events = on_events
         self._unsaved = False  # a save failed (storage fault): persist_pending() saves again
+        # Called when what refresh() shows changed (an event received, modified, removed, starting
+        # or ending, the level, opt-out), not on the countdown ticks: the status snapshot follows.
+        self.on_change: Callable[[], None] = lambda: None
+        self._shown: Optional[tuple[Any, ...]] = None
 
     # -- persistence ------------------------------------------------------------------------------
 
@@ -294,6 +298,12 @@ class EventController:
         d.set_value(P.START_IN, float(round(state.start_in)))
         d.set_value(P.REMAINING, float(round(state.remaining)))
         d.set_value(P.OPT_OUT, self.opt_out)
+        shown = (state.level, state.status, state.event_id, self.opt_out,
+                 tuple((e.event_id, e.revision, self._statuses.get(e.event_id), e.opted_out)
+                       for e in self.events.values()))
+        if shown != self._shown:
+            self._shown = shown
+            self.on_change()
         for point in self.signal_points:
             d.set_value(point.object_name, value_at(self.events.values(), now, point, self.apply_test_events))
         if self._timer is not None:

@@ -111,6 +111,8 @@ class ReportService:
         self.reports_sent = 0
         self.delivery_log = DeliverySummary()  # one INFO line per report, at most one a minute
         self.last_delivery: Optional[datetime] = None
+        # Called after each acknowledged report (the status snapshot follows: snapshot.py).
+        self.on_change: Callable[[], None] = lambda: None
 
     def report_period(self) -> Optional[timedelta]:
         """The longest a sample is meant to wait before it is sent: the longest reportBackDuration of
@@ -517,6 +519,7 @@ class ReportService:
             raise ReportNotAcknowledged(f"{message_type or 'empty reply'} {code}")
         self.reports_sent += 1
         self.last_delivery = datetime.now(timezone.utc)
+        self.on_change()
         if request.kind != R.STATUS:
             line = self.delivery_log.delivered(time.monotonic(), len(intervals), first, last)
             if line is not None:

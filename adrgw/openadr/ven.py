@@ -23,7 +23,7 @@ import logging
 import re
 import ssl
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import aiohttp
 from openleadr import OpenADRClient, errors, utils
@@ -220,6 +220,9 @@ class VtnLink:
         self._ordinary_poll = False  # a poll was answered with something else than a re-registration
         self._registration_log = Summary()
         self._reregistration_log = Summary()
+        # Called when the registration or the VTN's reachability changes (the status snapshot
+        # follows within a second: snapshot.py).
+        self.on_change: Callable[[], None] = lambda: None
 
     @property
     def ven_id(self) -> Optional[str]:
@@ -299,8 +302,11 @@ class VtnLink:
             await self.client.close()
 
     def _unregister_locally(self) -> None:
+        was = self.registered.is_set()
         self.registered.clear()
         self.client.registration_id = None
+        if was:
+            self.on_change()
 
     async def register(self) -> None:
         """oadrQueryRegistration + oadrCreatePartyRegistration; raises VtnError unless registered."""
@@ -343,6 +349,7 @@ class VtnLink:
                  c.ven_id, c.registration_id, self.poll_period.total_seconds())
         self.registered.set()
         self.last_poll_ok = datetime.now(timezone.utc)
+        self.on_change()
         if self.store is not None:
             try:
                 await self.store.set("ven_id", str(c.ven_id))
@@ -387,10 +394,11 @@ class VtnLink:
                     log.log(_log_level(exc), "VTN poll failed (%d in a row): %s; next poll in %.1f s",
                             failures.total, exc, delay)
             else:
-                if failures.total:
-                    log.info("VTN answers polls again after %d failure(s)", failures.reset())
                 backoff.reset()
                 self.last_poll_ok = datetime.now(timezone.utc)
+                if failures.total:
+                    log.info("VTN answers polls again after %d failure(s)", failures.reset())
+                    self.on_change()
                 if message_type != "oadrRequestReregistration":
                     self._ordinary_poll = True
                 try:

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from adrgw.core.model import Sample
 from adrgw.core.ratelog import Summary
@@ -66,6 +66,13 @@ class SampleQueue:
         self.stored = 0  # samples inserted (all streams), for /metrics
         self.unstored = 0  # samples that could not be stored (storage fault): lost, counted
         self._drop_log = Summary(self.WARN_EVERY)
+        # Called when the number of undelivered samples changes (the status snapshot follows).
+        self.on_change: Callable[[], None] = lambda: None
+
+    def _set_count(self, count: int) -> None:
+        if count != self._count:
+            self._count = count
+            self.on_change()
 
     async def open(self) -> None:
         if self._ledger.schema:
@@ -102,10 +109,11 @@ class SampleQueue:
         if not rows:
             return 0
         try:
-            inserted, self._count, dropped = await self._store.call(_put)
+            inserted, count, dropped = await self._store.call(_put)
         except StoreFault:
             self.unstored += len(rows)
             raise
+        self._set_count(count)
         self.stored += max(0, inserted)
         if dropped:
             self._note_dropped(dropped)
@@ -182,7 +190,7 @@ class SampleQueue:
     async def recount(self) -> None:
         """Count undelivered samples again (a report cursor moved); what left the count was delivered."""
         before = self._count
-        self._count = await self._store.call(_count_owed, self._ledger.owed_from_sql)
+        self._set_count(await self._store.call(_count_owed, self._ledger.owed_from_sql))
         self.delivered += max(0, before - self._count)
 
 

@@ -93,6 +93,8 @@ class Store:
         self._reserve_used = False
         self._healthy = asyncio.Event()
         self._healthy.set()
+        # Called when a storage fault episode starts or ends (the status snapshot follows).
+        self.on_change: Callable[[], None] = lambda: None
 
     @property
     def healthy(self) -> bool:
@@ -152,6 +154,7 @@ class Store:
         self._failing_since = time.monotonic()
         self.episodes += 1
         self._healthy.clear()
+        self.on_change()
         log.error("state storage failing (%s): %s; the gateway keeps working from memory and retries "
                   "every few seconds", self.directory, cause)
 
@@ -164,6 +167,7 @@ class Store:
         self.failing = None
         self.failed_writes = 0
         self._healthy.set()
+        self.on_change()
 
     async def open(self) -> None:
         """Open the state file; on a storage fault work from memory (never raises for the disk)."""

@@ -435,7 +435,7 @@ def stand_in_gateway(last_contact: Optional[datetime] = None) -> Any:
 
 
 def recorded_writes(monkeypatch: pytest.MonkeyPatch, spacing: float, heartbeat: float) -> list[float]:
-    from adrgw import snapshot
+    from adrgw.ops import snapshot
 
     times: list[float] = []
 
@@ -453,7 +453,7 @@ def recorded_writes(monkeypatch: pytest.MonkeyPatch, spacing: float, heartbeat: 
 async def test_snapshot_writes_follow_changes_and_coalesce_bursts(monkeypatch) -> None:
     """Written at once after a quiet time; a burst of changes is at most one write per spacing, the
     last change written within one spacing; no write without a change before the heartbeat."""
-    from adrgw import snapshot
+    from adrgw.ops import snapshot
 
     spacing = 0.2
     times = recorded_writes(monkeypatch, spacing, heartbeat=100.0)
@@ -486,7 +486,7 @@ async def test_snapshot_writes_follow_changes_and_coalesce_bursts(monkeypatch) -
 async def test_snapshot_written_when_time_alone_changes_the_verdict(monkeypatch) -> None:
     """The VTN counts as silent 3 poll periods after its last answer, without any event: the writer
     wakes then (health.next_change) instead of at the next heartbeat."""
-    from adrgw import snapshot
+    from adrgw.ops import snapshot
 
     times = recorded_writes(monkeypatch, 0.2, heartbeat=100.0)
     loop = asyncio.get_running_loop()
@@ -520,7 +520,7 @@ async def test_snapshot_written_when_time_alone_changes_the_verdict(monkeypatch)
 
 
 async def test_snapshot_heartbeat_without_changes(monkeypatch) -> None:
-    from adrgw import snapshot
+    from adrgw.ops import snapshot
 
     times = recorded_writes(monkeypatch, 0.05, heartbeat=0.3)
     writer = snapshot.SnapshotWriter(stand_in_gateway())

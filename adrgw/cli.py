@@ -84,6 +84,9 @@ def usage_problem(args: argparse.Namespace) -> Optional[str]:
         return f"{given[0]} reads no config file, so -c {args.config} would be ignored: leave -c out"
     if args.json and not args.status:
         return "--json goes with --status"
+    if getattr(args, "protocol", None) is not None and not (given and given[0] in ("--demo", "--demo-peers")):
+        return ("--protocol goes with --demo or --demo-peers (a gateway's protocol is [ven] protocol in its "
+                "config)")
     return None
 
 
@@ -137,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-peers", action=_Mode,
                    help="run only the demo's VTN, router + meter and a building controller on fixed "
                         "loopback ports and print a config.ini for them (rehearse a site config)")
+    p.add_argument("--protocol", choices=("2.0b", "3.1"), default=None,
+                   help="with --demo or --demo-peers: the OpenADR version the demo VTN speaks (default 2.0b)")
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
                    help="DEBUG, INFO, WARNING, ERROR or CRITICAL (overrides [logging] level)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -190,6 +195,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if args.demo_peers:
         logsetup.setup(args.log_level or "INFO")
+        if args.protocol == "3.1":
+            from adrgw.demo.demo31 import run_peers31
+
+            return asyncio.run(run_peers31())
         from adrgw.demo.peers import run_peers
 
         return asyncio.run(run_peers())
@@ -201,6 +210,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         startup_errors = _startup_errors()
 
         try:
+            if args.protocol == "3.1":
+                from adrgw.demo.demo31 import run_demo31
+
+                try:
+                    return asyncio.run(run_demo31(args.log_level or "INFO"))
+                except ConfigError as exc:  # a gateway without the 3.1 adapter refuses protocol = 3.1
+                    for line in exc.problems:
+                        print(line, file=sys.stderr)
+                    return EXIT_CONFIG
             return asyncio.run(run_demo(args.log_level or "INFO"))
         except startup_errors as exc:
             print(f"{_prog()}: {exc}", file=sys.stderr)

@@ -25,6 +25,7 @@ from adrgw.config.settings import Settings  # noqa: E402
 from adrgw.demo.embedded import DemoVtn, SimulatedMeter, free_port  # noqa: E402
 
 from .support.config import udp_port  # noqa: E402
+from .support.oadr3 import require_mosquitto, require_spec  # noqa: E402
 from .support.lan import HOSTS, sh  # noqa: E402
 
 logsetup.setup("INFO")
@@ -79,6 +80,32 @@ async def bacnet_client() -> AsyncIterator[Any]:
     ])
     yield app
     app.close()
+
+
+@pytest.fixture
+async def mqtt_broker() -> AsyncIterator[Any]:
+    """Debian's mosquitto on a free loopback port (plain MQTT); skipped without it, failed under CI."""
+    from adrgw.demo.vtn31 import MqttBroker
+
+    require_mosquitto()
+    broker = MqttBroker(port=free_port())
+    await broker.start()
+    yield broker
+    await broker.stop()
+
+
+@pytest.fixture
+async def vtn31(mqtt_broker: Any) -> AsyncIterator[Any]:
+    """The OpenADR 3.1.0 test VTN, validating every message against the spec, notifying over MQTT
+    (``mqtt_broker``). Credentials: client_id "ven-1", client_secret "secret". A test that leaves a
+    spec violation behind fails at teardown (``assert_valid``)."""
+    from adrgw.demo.vtn31 import Vtn31
+
+    server = Vtn31(port=free_port(), spec=require_spec(), mqtt=mqtt_broker.url)
+    await server.start()
+    yield server
+    await server.stop()
+    server.assert_valid()
 
 
 GatewayFactory = Callable[..., Awaitable[Any]]

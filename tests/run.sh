@@ -10,11 +10,13 @@ cd "$(dirname "$0")/.."
 
 # Debian packages, all missing ones in one apt run: libfaketime steps the gateway's wall clock in
 # tests/test_faults.py (optional: those tests say so without it); nodejs/npm run @bacnet-js/client;
-# headless Chromium loads the status page in tests/test_web.py.
+# headless Chromium loads the status page in tests/test_web.py; mosquitto is the MQTT broker of the
+# OpenADR 3.1 tests (started by the tests themselves, never as a service).
 apt_missing=()
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || apt_missing+=(libfaketime)
 command -v npm >/dev/null 2>&1 || apt_missing+=(nodejs npm)
 command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium fonts-dejavu-core)
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_missing+=(mosquitto)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
@@ -69,6 +71,28 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 pip_install .venv requirements.txt requirements-dev.txt
+# The OpenADR 3.1.0 OpenAPI file the 3.1 tests validate every message against: it ships in the sdist
+# of the PyPI package openadr3 (resources/openadr3.yaml, not in its wheel). Fetched once into .cache/
+# (gitignored); the tests read it there or from $OPENADR3_SPEC, and fail under CI without it.
+OPENADR3_SDIST=openadr3==0.5.0
+spec=.cache/openadr3/openadr3.yaml
+if [ ! -s "$spec" ]; then
+  mkdir -p .cache/openadr3/sdist
+  .venv/bin/pip download --disable-pip-version-check -q --no-deps --no-binary :all: "$OPENADR3_SDIST" \
+    -d .cache/openadr3/sdist
+  .venv/bin/python - "$spec" .cache/openadr3/sdist/openadr3-0.5.0.tar.gz <<'PY'
+import sys, tarfile
+target, sdist = sys.argv[1], sys.argv[2]
+with tarfile.open(sdist) as archive:
+    member = archive.extractfile("openadr3-0.5.0/resources/openadr3.yaml")
+    assert member is not None, "openadr3.yaml missing from the sdist"
+    data = member.read()
+with open(target + ".tmp", "wb") as out:
+    out.write(data)
+PY
+  mv "$spec.tmp" "$spec"
+fi
+
 wait "$interop_pid" || { echo "tests/run.sh: the bac-py venv (.venv-interop) could not be set up" >&2; exit 1; }
 wait "$js_pid" || { echo "tests/run.sh: npm ci in tests/interop/js failed" >&2; exit 1; }
 

@@ -123,10 +123,10 @@ def test_summary_lines_cover_every_failure_and_are_rate_limited(gaps) -> None:
 
 @given(crashes=st.integers(1, 50))
 def test_restart_delay_is_capped_exponential_with_jitter(crashes) -> None:
-    low = restart_delay(crashes, uniform=lambda a, b: a)
-    high = restart_delay(crashes, uniform=lambda a, b: b)
+    low = restart_delay(crashes, rng=lambda a, b: a)
+    high = restart_delay(crashes, rng=lambda a, b: b)
     assert 0 < low <= high <= 60.0 * 1.2
-    assert restart_delay(crashes + 1, uniform=lambda a, b: a) >= low
+    assert restart_delay(crashes + 1, rng=lambda a, b: a) >= low
 
 
 # -- retry backoff (registration, polls, report/opt delivery, write-through) -------------------------

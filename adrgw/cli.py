@@ -219,7 +219,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     for line in exc.problems:
                         print(line, file=sys.stderr)
                     return EXIT_CONFIG
-            return asyncio.run(run_demo(args.log_level or "INFO"))
+            return asyncio.run(run_demo(args.log_level or "INFO", command=invocation()))
         except startup_errors as exc:
             print(f"{_prog()}: {exc}", file=sys.stderr)
             return EXIT_FAILURE
@@ -236,22 +236,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("\n".join(report(settings)))
         return EXIT_OK
     if args.status:
+        from adrgw.links import sample_ledger
         from adrgw.ops import status
 
-        return status.run(settings.state.directory, args.json)  # a closed pipe ends quietly
+        # a closed pipe ends quietly
+        return status.run(settings.state.directory, args.json, sample_ledger(settings))
     if args.probe:
         logsetup.setup(args.log_level or "WARNING")
+        from adrgw.links import probes
         from adrgw.ops.probe import run_probe
 
-        return asyncio.run(run_probe(settings))
+        return asyncio.run(run_probe(settings, probes(settings)))
 
     logsetup.setup(args.log_level or settings.log_level)
     from adrgw.app import Gateway, run_until_signal
+    from adrgw.ops.sdnotify import Notifier
 
     startup_errors = _startup_errors()
 
     try:
-        return asyncio.run(run_until_signal(Gateway(settings)))
+        return asyncio.run(run_until_signal(Gateway(settings, notifier=Notifier())))
     except startup_errors as exc:
         print(f"{_prog()}: {exc}", file=sys.stderr)
         return EXIT_FAILURE

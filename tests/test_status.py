@@ -30,8 +30,10 @@ import pytest
 from adrgw.core.revision import Revision
 from adrgw.core.schedule import Event, Interval, event_to_dict
 from adrgw.demo.embedded import free_port
+from adrgw.ops.facts import gather
 from adrgw.ops.status import main as status_main
 
+from .support import facts as facts_support
 from .support.config import config_text
 from .support.notify import drain, notify_socket
 from .support.process import Proc, spawn
@@ -421,17 +423,10 @@ def test_status_into_a_closed_pipe_ends_quietly(tmp_path) -> None:
     assert code == 1 and out.startswith("gateway: degraded: gateway not running") and err == "", (code, out, err[-2000:])
 
 
-# -- the snapshot writer's timing rule (a stand-in gateway; the store write replaced) ------------------
+# -- the snapshot writer's timing rule (stand-in parts; the store write replaced) ---------------------
 
-def stand_in_gateway(last_contact: Optional[datetime] = None) -> Any:
-    from types import SimpleNamespace
-
-    registered = asyncio.Event()
-    registered.set()
-    link = SimpleNamespace(online=lambda: True, registered=registered, last_poll_ok=last_contact,
-                           poll_period=timedelta(seconds=1))
-    return SimpleNamespace(link=link, samples=[], sampler=SimpleNamespace(failures=0),
-                           reports=SimpleNamespace(report_period=lambda: None), store=SimpleNamespace(healthy=True))
+def stand_in_sources(last_contact: Optional[datetime] = None) -> Any:
+    return facts_support.sources(link=facts_support.Link(last_contact=last_contact))
 
 
 def recorded_writes(monkeypatch: pytest.MonkeyPatch, spacing: float, heartbeat: float) -> list[float]:
@@ -439,10 +434,10 @@ def recorded_writes(monkeypatch: pytest.MonkeyPatch, spacing: float, heartbeat: 
 
     times: list[float] = []
 
-    async def write(gateway: Any, running: bool = True, collected: Any = None) -> None:
+    async def write(sources: Any, running: bool = True, collected: Any = None) -> None:
         times.append(asyncio.get_running_loop().time())
         if collected is not None:
-            collected({"oldest_queued": None})
+            collected(gather(sources, datetime.now(timezone.utc)))
 
     monkeypatch.setattr(snapshot, "write", write)
     monkeypatch.setattr(snapshot, "MIN_SPACING", spacing)
@@ -458,7 +453,7 @@ async def test_snapshot_writes_follow_changes_and_coalesce_bursts(monkeypatch) -
     spacing = 0.2
     times = recorded_writes(monkeypatch, spacing, heartbeat=100.0)
     loop = asyncio.get_running_loop()
-    writer = snapshot.SnapshotWriter(stand_in_gateway())
+    writer = snapshot.SnapshotWriter(stand_in_sources())
     task = asyncio.create_task(writer.run())
     try:
         await wait_for(lambda: len(times) == 1, 5, what="the first snapshot")
@@ -491,10 +486,10 @@ async def test_snapshot_written_when_time_alone_changes_the_verdict(monkeypatch)
     times = recorded_writes(monkeypatch, 0.2, heartbeat=100.0)
     loop = asyncio.get_running_loop()
     silent_in = 0.5
-    gateway = stand_in_gateway(last_contact=datetime.now(timezone.utc) - timedelta(seconds=3) +
+    sources = stand_in_sources(last_contact=datetime.now(timezone.utc) - timedelta(seconds=3) +
                                timedelta(seconds=silent_in))
     began = loop.time()
-    writer = snapshot.SnapshotWriter(gateway)
+    writer = snapshot.SnapshotWriter(sources)
     task = asyncio.create_task(writer.run())
     try:
         await wait_for(lambda: len(times) == 2, 5, what="the write when the VTN falls silent")
@@ -506,12 +501,12 @@ async def test_snapshot_written_when_time_alone_changes_the_verdict(monkeypatch)
         await asyncio.gather(task, return_exceptions=True)
     # The VTN answers before it would count as silent: the instant moves, no write for it.
     times.clear()
-    gateway.link.last_poll_ok = datetime.now(timezone.utc) - timedelta(seconds=3) + timedelta(seconds=0.3)
-    task = asyncio.create_task(snapshot.SnapshotWriter(gateway).run())
+    sources.link.last_contact = datetime.now(timezone.utc) - timedelta(seconds=3) + timedelta(seconds=0.3)
+    task = asyncio.create_task(snapshot.SnapshotWriter(sources).run())
     try:
         await wait_for(lambda: len(times) == 1, 5, what="the first snapshot")
         await asyncio.sleep(0.1)
-        gateway.link.last_poll_ok = datetime.now(timezone.utc)
+        sources.link.last_contact = datetime.now(timezone.utc)
         await asyncio.sleep(0.6)
         assert len(times) == 1, times
     finally:
@@ -523,7 +518,7 @@ async def test_snapshot_heartbeat_without_changes(monkeypatch) -> None:
     from adrgw.ops import snapshot
 
     times = recorded_writes(monkeypatch, 0.05, heartbeat=0.3)
-    writer = snapshot.SnapshotWriter(stand_in_gateway())
+    writer = snapshot.SnapshotWriter(stand_in_sources())
     task = asyncio.create_task(writer.run())
     try:
         await wait_for(lambda: len(times) >= 4, 5, what="heartbeat writes")

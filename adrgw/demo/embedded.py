@@ -200,10 +200,12 @@ class DemoVtn:
 
     def __init__(self, port: int, poll_freq: float = 2.0, vtn_id: str = "DEMO-VTN",
                  sampling: Optional[float] = None, accept: bool = True, host: str = "127.0.0.1",
-                 tls: Optional[dict[str, Any]] = None) -> None:
+                 tls: Optional[dict[str, Any]] = None,
+                 on_registered: Optional[Callable[[str, str], None]] = None) -> None:
         """``tls``: serve HTTPS and sign messages: keys ``cert``, ``key`` (the VTN's), ``ca_file`` (to
         verify VEN client certificates), ``ven_fingerprint`` (the VEN certificate it accepts),
-        optionally ``ciphers`` and ``max_version`` to restrict the TLS server."""
+        optionally ``ciphers`` and ``max_version`` to restrict the TLS server; ``on_registered``:
+        called with (ven_name, ven_id) after each accepted registration (--demo-peers sends events)."""
         self.port = port
         self.host = host
         self.tls = tls
@@ -216,8 +218,7 @@ class DemoVtn:
         self.server: Any = None
         self._kept: Optional[dict[str, Any]] = None
         self.main_resource = "device001"  # record.readings holds this resource's values (the [meter])
-        # Called with (ven_name, ven_id) after each accepted registration (--demo-peers sends events).
-        self.on_registered: Optional[Callable[[str, str], None]] = None
+        self.on_registered = on_registered
 
     @property
     def url(self) -> str:
@@ -477,13 +478,14 @@ def _write_text(path: str, text: str) -> None:
         f.write(text)
 
 
-async def run_demo(log_level: str = "INFO") -> int:
+async def run_demo(log_level: str = "INFO", command: str = "bacnet-server-ven") -> int:
     """VTN + router/meter + gateway in one process on loopback; events repeat every 2 minutes.
 
     Everything it writes (its config and its state) lives in one temporary directory, removed when
-    it stops: a demo leaves nothing behind and never replays an old run."""
+    it stops: a demo leaves nothing behind and never replays an old run. ``command``: how this
+    process was started (cli.invocation), for the ``--status -c`` line it prints."""
     from adrgw.app import Gateway, run_until_signal
-    from adrgw.cli import invocation
+    from adrgw.ops.sdnotify import Notifier
     from adrgw.settings_load import load
 
     if log_level != "DEBUG":
@@ -528,7 +530,7 @@ async def run_demo(log_level: str = "INFO") -> int:
         await asyncio.to_thread(_write_text, config_path, demo_config(
             vtn.url, gateway_port, (meter.host, meter.port), http_port, os.path.join(workdir, "state")))
         settings = replace(await asyncio.to_thread(load, config_path), log_level=log_level)
-        gateway = Gateway(settings)
+        gateway = Gateway(settings, notifier=Notifier())
         running = gateway
 
         async def schedule_events() -> None:
@@ -555,7 +557,7 @@ async def run_demo(log_level: str = "INFO") -> int:
         log.info("demo: VTN at %s, router at %s:%d (network 12345, meter 12345:2), gateway BACnet device 599 "
                  "on 127.0.0.1:%d. Ctrl-C stops.", vtn.url, meter.host, meter.port, gateway_port)
         log.info("demo: its config and state are in %s (removed when it stops); from another terminal, "
-                 "ask it how it is: %s --status -c %s", workdir, invocation(), shlex.quote(config_path))
+                 "ask it how it is: %s --status -c %s", workdir, command, shlex.quote(config_path))
         return await run_until_signal(gateway, extra_stop=stop_peers)
     finally:
         await remove_workdir()

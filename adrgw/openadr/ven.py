@@ -30,7 +30,7 @@ from openleadr import OpenADRClient, errors, utils
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 
 from adrgw.config.settings import VenSettings
-from adrgw.core.model import LinkState
+from adrgw.core.model import DEFAULT_POLL_PERIOD, LinkState
 from adrgw.openadr.errors import (RETRY_INITIAL, NotRegistered, VtnError, VtnHttpError, VtnProtocolError,
                                   VtnSecurityError, VtnUnreachable)
 from adrgw.openadr.events import EventAnswers
@@ -199,7 +199,8 @@ class VtnLink:
 
     def __init__(self, settings: VenSettings, client: GatewayClient, answers: EventAnswers, opts: OptService,
                  reports: ReportService, registered: asyncio.Event, reregister: asyncio.Event,
-                 store: Any = None, tasks: Optional[TaskHealth] = None) -> None:
+                 store: Any = None, tasks: Optional[TaskHealth] = None,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
         self.answers = answers
         self.store = store  # remembers the last registration (venID) across restarts
@@ -207,7 +208,7 @@ class VtnLink:
         self.registered = registered
         # The building's opt changes (ADR-Opt-Out): EiOpt and re-sent oadrCreatedEvent answers.
         self.opts = opts
-        self.poll_period = timedelta(seconds=10)
+        self.poll_period = DEFAULT_POLL_PERIOD
         self._reregister = reregister
         self.reports = reports
         self.last_poll_ok: Optional[datetime] = None
@@ -221,8 +222,8 @@ class VtnLink:
         self._registration_log = Summary()
         self._reregistration_log = Summary()
         # Called when the registration or the VTN's reachability changes (the status snapshot
-        # follows within a second: snapshot.py).
-        self.on_change: Callable[[], None] = lambda: None
+        # follows within a second: ops/snapshot.py).
+        self.on_change = on_change
 
     @property
     def ven_id(self) -> Optional[str]:
@@ -239,7 +240,8 @@ class VtnLink:
     def state(self) -> LinkState:
         """The core's view of the link (ports.VtnLink)."""
         return LinkState(registered=self.registered.is_set(), online=self.online(), ven_id=self.ven_id,
-                         last_contact=self.last_poll_ok, attempts=self.registration_attempts)
+                         last_contact=self.last_poll_ok, attempts=self.registration_attempts,
+                         poll_period=self.poll_period)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

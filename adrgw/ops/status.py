@@ -32,7 +32,7 @@ from typing import Any, Optional
 from adrgw.ops import snapshot
 from adrgw.core.health import Health, HealthFacts, verdict
 from adrgw.core.schedule import Event, event_from_dict
-from adrgw.openadr.report_store import OWED_FROM_SQL
+from adrgw.persist.samples import EVERYTHING_OWED, Ledger
 from adrgw.persist.store import FILENAME
 
 EXIT_HEALTHY = 0
@@ -62,8 +62,9 @@ def _dt(text: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(text) if text else None
 
 
-def read_state(directory: str) -> StoredState:
-    """Read the store in ``directory`` without writing anything; StatusError when there is none."""
+def read_state(directory: str, ledger: Ledger = EVERYTHING_OWED) -> StoredState:
+    """Read the store in ``directory`` without writing anything; StatusError when there is none.
+    ``ledger``: how the configured protocol adapter records what the VTN acknowledged (links.py)."""
     path = Path(directory) / FILENAME
     if not path.is_file():
         raise StatusError(f"no gateway state in {str(Path(directory).resolve())!r} ({FILENAME} not found): "
@@ -83,9 +84,9 @@ def read_state(directory: str) -> StoredState:
         kv: dict[str, str] = dict(db.execute("SELECT key, value FROM kv")) if "kv" in tables else {}
         events = [json.loads(data) for _, data in db.execute("SELECT event_id, data FROM events")] \
             if "events" in tables else []
-        # Undelivered: what some report still owes the VTN (store.OWED_FROM_SQL); a store from before
+        # Undelivered: what some report still owes the VTN (the adapter's ledger); a store from before
         # the report service has no request tables, and every sample in it is undelivered.
-        owed = f" WHERE ts >= ({OWED_FROM_SQL})" if {"report_requests", "report_delivered"} <= tables else ""
+        owed = f" WHERE ts >= ({ledger.owed_from_sql})" if set(ledger.tables) <= tables else ""
         depth, oldest = (db.execute(f"SELECT COUNT(*), MIN(ts) FROM samples{owed}").fetchone()
                          if "samples" in tables else (0, None))
     except (sqlite3.Error, ValueError) as exc:
@@ -275,18 +276,19 @@ def emit(text: str) -> bool:
         return False
 
 
-def run(directory: str, as_json: bool) -> int:
+def run(directory: str, as_json: bool, ledger: Ledger = EVERYTHING_OWED) -> int:
     """--status from the command line: print the answer, return the exit code."""
-    code, text = main(directory, as_json)
+    code, text = main(directory, as_json, ledger=ledger)
     emit(text)
     return code
 
 
-def main(directory: str, as_json: bool, now: Optional[datetime] = None) -> tuple[int, str]:
+def main(directory: str, as_json: bool, now: Optional[datetime] = None,
+         ledger: Ledger = EVERYTHING_OWED) -> tuple[int, str]:
     """(exit code, text to print) for --status."""
     now = now or datetime.now(timezone.utc)
     try:
-        state = read_state(directory)
+        state = read_state(directory, ledger)
     except StatusError as exc:
         if as_json:
             return EXIT_DEGRADED, json.dumps({"health": "degraded", "reasons": [str(exc)], "running": False})

@@ -28,10 +28,13 @@ class Ledger:
     ``schema``: the DDL of its tables (CREATE ... IF NOT EXISTS; run when the queue opens);
     ``owed_from_sql``: a scalar SELECT giving the oldest instant (epoch seconds) still owed to the VTN,
     -1e300 when everything is. Samples from there on are "undelivered": counted, bounded, never pruned.
+    ``tables``: the tables ``owed_from_sql`` reads (a state file from before them owes every sample:
+    ``--status`` reads such files too).
     """
 
     schema: str
     owed_from_sql: str
+    tables: tuple[str, ...] = ()
 
 
 # No acknowledgement bookkeeping: every sample is owed (tools and tests that only store samples).
@@ -54,9 +57,11 @@ class SampleQueue:
 
     WARN_EVERY = 3600.0  # seconds between "dropped" warnings
 
-    def __init__(self, store: Store, max_samples: int, ledger: Ledger) -> None:
+    def __init__(self, store: Store, max_samples: int, ledger: Ledger,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         """``ledger``: how the protocol adapter records what the VTN acknowledged (2.0b:
-        adrgw/openadr/report_store.LEDGER)."""
+        adrgw/openadr/report_store.LEDGER); ``on_change``: called when the number of undelivered
+        samples changes (the status snapshot follows)."""
         self._store = store
         self._ledger = ledger
         self._max = max(1, max_samples)
@@ -66,8 +71,7 @@ class SampleQueue:
         self.stored = 0  # samples inserted (all streams), for /metrics
         self.unstored = 0  # samples that could not be stored (storage fault): lost, counted
         self._drop_log = Summary(self.WARN_EVERY)
-        # Called when the number of undelivered samples changes (the status snapshot follows).
-        self.on_change: Callable[[], None] = lambda: None
+        self.on_change = on_change
 
     def _set_count(self, count: int) -> None:
         if count != self._count:

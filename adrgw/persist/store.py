@@ -77,7 +77,9 @@ def _is_disk_full(exc: BaseException) -> bool:
 
 
 class Store:
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], on_change: Callable[[], None] = lambda: None) -> None:
+        """``on_change``: called when a storage fault episode starts or ends (the status snapshot
+        follows within a second: ops/snapshot.py)."""
         self.directory = Path(directory)
         self.path = self.directory / FILENAME
         self.reserve_path = self.directory / RESERVE_NAME
@@ -93,8 +95,7 @@ class Store:
         self._reserve_used = False
         self._healthy = asyncio.Event()
         self._healthy.set()
-        # Called when a storage fault episode starts or ends (the status snapshot follows).
-        self.on_change: Callable[[], None] = lambda: None
+        self.on_change = on_change
 
     @property
     def healthy(self) -> bool:

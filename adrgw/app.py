@@ -2,8 +2,11 @@
 
 The composition root: every collaborator is built here (or by the protocol adapter chosen from
 ``[ven] protocol``, adrgw/links.py) and handed in through constructors; the ports are in
-adrgw/core/ports.py. Data flows one way: VTN -> VtnLink -> Distribution -> EventController (pure
-schedule) -> BACnet points; meter -> Sampler -> SampleQueue -> the adapter's reports -> VTN.
+adrgw/core/ports.py, the layers in docs/architecture.md. Data flows one way: VTN -> VtnLink ->
+Distribution -> EventController (pure schedule) -> BACnet points; meter -> Sampler -> SampleQueue
+-> the adapter's reports -> VTN. The readers of the gateway's state (status page, /healthz,
+/metrics, --status, systemd's STATUS) get the parts named once in a ``FactSources`` and read them
+through ops/facts.py, never this module.
 """
 
 from __future__ import annotations
@@ -23,16 +26,18 @@ from adrgw.core.clock import utc_now
 from adrgw.core.events import EventController
 from adrgw.core.model import ResourceStatus
 from adrgw.persist.history import EventHistory, MeterHistory
+from adrgw.ops.facts import FactSources, GatewayFacts, Labels, gather
 from adrgw.ops.metrics import Metrics
 from adrgw.ops.web import StatusServer, WebStartError
 from adrgw.core.targeting import Identity
 from adrgw.links import make_adapter, sample_ledger
 from adrgw.core.gatewaystatus import gateway_status
 from adrgw.core.supervise import TaskHealth, supervised
-from adrgw.ops.sdnotify import Notifier
+from adrgw.ops.sdnotify import Notifier, status_follower, status_line
 from adrgw.persist.store import Store
 from adrgw.bacnet.writer import WriteThrough
-from adrgw.core.telemetry import Sample, Sampler
+from adrgw.core.model import Sample
+from adrgw.core.telemetry import Sampler
 from adrgw.persist.samples import SampleQueue
 from adrgw.bacnet.device import MeterReadError
 
@@ -53,17 +58,25 @@ STORE_CHECK_SECONDS = 2.0
 class Gateway:
     """Everything the daemon runs, started and stopped as one."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, notifier: Optional[Notifier] = None) -> None:
+        """``notifier``: systemd's notify socket (the command line passes ``Notifier()``, which reads
+        $NOTIFY_SOCKET); None: a disabled one (a gateway run in-process by tests and benchmarks)."""
         self.settings = settings
         s = settings
-        self.store = Store(s.state.directory)
+        self.notifier = notifier if notifier is not None else Notifier(environ={})
+        # Set by every part when something the status shows changes: the status snapshot
+        # (--status, systemd's STATUS) is rewritten within a second (ops/snapshot.py). Built first,
+        # so that each part is given ``changed`` in its constructor.
+        self.changes = asyncio.Event()
+        changed = self.changes.set
+        self.store = Store(s.state.directory, on_change=changed)
         self.device = GatewayDevice(s.bacnet, s.points, meter_unit=s.meter.unit,
                                     extra_points=tuple(signal_point_specs(s.signals)),
                                     on_opt_out=lambda active, source: self.controller.set_opt_out(active),
                                     on_reinitialize=lambda state: self.reinitialize.set())
         self.samples = SampleQueue(self.store, max_samples=max(1, int(s.state.max_backlog_hours * 3600
                                                                          / s.meter.interval)),
-                                   ledger=sample_ledger(s))
+                                   ledger=sample_ledger(s), on_change=changed)
         self.tasks = TaskHealth()
         # [http] listen: status page, /metrics, /healthz (web.py); histories for the page (history.py).
         self.meter_history = MeterHistory(self.store, self.samples.ledger)
@@ -71,13 +84,14 @@ class Gateway:
         self.write_through = WriteThrough(s.writes, lambda: self.device.app, self.store)
         # The protocol adapter first: the core sends the building's opt changes to it, and its link
         # then feeds the core (identity and status are read when called, not now).
-        self.adapter = make_adapter(s, self.store, self.samples, self.status, self.tasks)
+        self.adapter = make_adapter(s, self.store, self.samples, self.status, self.tasks, on_change=changed)
         self.reports = self.adapter.reports
         self.controller = EventController(self.device, self.store, s.points.event_level,
                                           apply_test_events=s.points.apply_test_events,
                                           signal_points=s.signals, identity=self.identity, opts=self.adapter.opts,
                                           on_level=self.write_through.set_level,
-                                          on_events=self.event_history.observe if s.http.listen is not None else None)
+                                          on_events=self.event_history.observe if s.http.listen is not None else None,
+                                          on_change=changed)
         self.link = self.adapter.link(self.controller)
         # ReinitializeDevice: run_until_signal stops everything (relinquishing write-through slots,
         # persisting state) and exits with EXIT_REINITIALIZE.
@@ -88,30 +102,51 @@ class Gateway:
         self.sampler = Sampler(self._read_meter, self.samples, s.meter.interval, s.meter.scale,
                                describe=str(self.meter_ref), read_errors=(MeterReadError,),
                                on_sample=self._sampled,
-                               on_failure=self.device.set_meter_fault,
+                               on_failure=self._meter_failed,
                                extra_read=self._read_report_points if s.reports else None,
                                extra_scales={p.name: p.scale for p in s.reports}, timeout=s.meter.timeout)
         self.clock_watch = ClockWatch([self.controller.refresh, self.sampler.rearm, self.reports.rearm])
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = asyncio.Event()
         self._stopped = False
-        self.metrics = Metrics(self, clock=utc_now)
+        self.metrics = Metrics()
         self.web: Optional[StatusServer] = None
         self.web_error: Optional[str] = None
+        # What the page, /healthz, /metrics, --status and systemd's STATUS read, named once: each of
+        # them gathers the facts from these parts (ops/facts.py), never from this object.
+        self.sources = FactSources(
+            labels=Labels(device=f"{s.bacnet.device_name} (device {s.bacnet.device_id})",
+                          ven_name=s.ven.ven_name, vtn_url=s.ven.vtn_url, meter=str(self.meter_ref),
+                          meter_point=f"{s.meter.address} {s.meter.object}", meter_interval=s.meter.interval,
+                          meter_unit=s.meter.unit),
+            link=self.link, reports=self.reports, samples=self.samples, sampler=self.sampler,
+            controller=self.controller, store=self.store, tasks=self.tasks, clock_watch=self.clock_watch,
+            writers=lambda: self.write_through.writers,
+            gateway_status=lambda: self.device.get_value(P.GATEWAY_STATUS))
+        # The status snapshot --status reads: rewritten within a second of any change it shows
+        # (``changes``); systemd's STATUS follows each one.
+        self.snapshots = snapshot.SnapshotWriter(
+            self.sources, self.changes,
+            listeners=[status_follower(self.notifier)] if self.notifier.enabled else [])
 
     def _sampled(self, sample: Sample) -> None:
         self.device.set_meter_value(sample.value)
         if self.settings.http.listen is not None:
             self.meter_history.record(sample)
+        self.changes.set()
+
+    def _meter_failed(self, error: str) -> None:
+        self.device.set_meter_fault(error)
+        self.changes.set()
 
     async def _start_web(self) -> None:
         """Start the web server; a failure is logged as one error line and never stops the gateway."""
         listen = self.settings.http.listen
         if listen is None:
             return
-        self.metrics.requests.install(self.device.app)
+        self.metrics.requests.install(self.device.app)  # bacpypes3's application: see BacnetRequestCounter
         self.metrics.lag.start()
-        web = StatusServer(self, listen, self.meter_history, self.event_history, self.metrics)
+        web = StatusServer(self.sources, listen, self.meter_history, self.event_history, self.metrics)
         try:
             await web.start()
         except WebStartError as exc:
@@ -135,23 +170,13 @@ class Gateway:
                         resource_ids=frozenset([s.meter.resource_id] + [p.resource_id for p in s.reports]),
                         group_ids=frozenset(s.ven.group_ids), party_ids=frozenset(s.ven.party_ids))
 
+    def facts(self) -> GatewayFacts:
+        """The gateway's facts now, without the store's oldest queued sample (ops/facts.py)."""
+        return gather(self.sources, utc_now())
+
     def status_line(self) -> str:
         """One line for systemd's STATUS (``systemctl status``): registration and reports."""
-        link = self.link
-        parts = [f"registered as {link.ven_id}" if link.registered.is_set() else
-                 f"not registered (attempt {link.registration_attempts})"]
-        if link.last_delivery is not None:
-            parts.append(f"last report {link.last_delivery:%Y-%m-%d %H:%M:%S}Z")
-        parts.append(f"{len(self.samples)} sample(s) queued")
-        if self.sampler.failures:
-            parts.append(f"meter failing ({self.sampler.failures} reads)")
-        if self.controller.active_event:
-            parts.append(f"event {self.controller.active_event} active")
-        if not self.store.healthy:
-            parts.append(f"storage failing ({self.store.failing})")
-        if self.tasks.dead:
-            parts.append(f"restarting task(s) {', '.join(sorted(self.tasks.dead))}")
-        return "; ".join(parts)
+        return status_line(self.facts())
 
     def status(self) -> ResourceStatus:
         """For the VTN (2.0b TELEMETRY_STATUS): online (the gateway reports, so it is), manual override
@@ -197,7 +222,7 @@ class Gateway:
                        for name, factory in (("vtn-link", self.link.run), ("meter-sampler", self.sampler.run),
                                              ("vtn-watch", self._watch_vtn), ("store-check", self._maintain_store),
                                              ("clock-watch", self.clock_watch.run),
-                                             ("status-snapshot", lambda: snapshot.run(self)))]
+                                             ("status-snapshot", self.snapshots.run))]
         await self._start_web()
         self.started.set()
         log.info("gateway running: VEN %r -> %s; meter %s every %g s", self.settings.ven.ven_name,
@@ -229,7 +254,7 @@ class Gateway:
                 pass
             log.info("%d sample(s) not yet delivered (oldest %s) are kept in %s for the next start",
                      len(self.samples), oldest.isoformat() if oldest else "unknown", self.store.path)
-        await snapshot.write(self, running=False)  # --status then says "stopped", not "not answering"
+        await snapshot.write(self.sources, running=False)  # --status then says "stopped", not "not answering"
         await self.store.close()
 
 
@@ -243,7 +268,7 @@ async def run_until_signal(gateway: Gateway, extra_stop: Optional[Callable[[], A
     # config.ini needs a restart (systemctl restart), which also re-checks it.
     loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
         "SIGHUP ignored: restart the gateway to apply configuration changes"))
-    notifier = Notifier()
+    notifier = gateway.notifier
     watchdog: Optional[asyncio.Task[None]] = None
     code = 0
     try:

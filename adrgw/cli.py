@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -26,10 +28,90 @@ EXIT_CONFIG = 2
 # Where the config is looked for when -c is not given, in this order.
 CONFIG_SEARCH = ("config.ini", "/etc/adr-gateway/config.ini")
 
+# The modes: each option makes the command do one different job, so two of them together are refused
+# (before this check `--demo --status` started a second demo and `--check --probe` silently ran only
+# --check). Option -> (argparse dest, what the mode does, for the one-line refusal).
+MODES: dict[str, tuple[str, str]] = {
+    "--check": ("check", "validates a config and exits"),
+    "--probe": ("probe", "tests a config's real peers once"),
+    "--status": ("status", "reads how a running gateway is"),
+    "--print-config": ("print_config", "prints the example config"),
+    "--demo": ("demo", "runs a gateway on built-in peers"),
+    "--demo-peers": ("demo_peers", "runs only the rehearsal peers"),
+}
+# Modes that read no config file: -c with them would be silently ignored, so it is refused too.
+NO_CONFIG_MODES = ("--print-config", "--demo", "--demo-peers")
+# A hint added to the refusal of one pair, where the user probably meant something else.
+PAIR_HINTS: dict[frozenset[str], str] = {
+    frozenset({"--demo", "--status"}): "; to ask a running --demo how it is, run the '--status -c PATH' "
+                                       "command its log prints",
+    frozenset({"--check", "--probe"}): "; run --check first, then --probe",
+}
+
 
 def _prog() -> str:
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     return name if name and not name.startswith("-") and name != "__main__.py" else "bacnet-server-ven"
+
+
+class _Mode(argparse.Action):
+    """A mode flag (store_true) that also records the order modes were given in, so a refusal names
+    them as the user typed them."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: Optional[str] = None) -> None:
+        setattr(namespace, self.dest, True)
+        given = list(getattr(namespace, "modes_given", None) or [])
+        name = self.option_strings[-1]
+        if name not in given:
+            given.append(name)
+        namespace.modes_given = given
+
+
+def usage_problem(args: argparse.Namespace) -> Optional[str]:
+    """The one-line reason ``args`` cannot run (two modes, -c with a mode that reads no config,
+    --json without --status), or None. cli.main prints it and exits 2."""
+    given: list[str] = list(getattr(args, "modes_given", None) or [])
+    if len(given) >= 2:
+        first, second = given[0], given[1]
+        return (f"{first} and {second} cannot be used together ({first} {MODES[first][1]}; "
+                f"{second} {MODES[second][1]}): run one at a time"
+                f"{PAIR_HINTS.get(frozenset({first, second}), '')}")
+    if args.config is not None and given and given[0] in NO_CONFIG_MODES:
+        return f"{given[0]} reads no config file, so -c {args.config} would be ignored: leave -c out"
+    if args.json and not args.status:
+        return "--json goes with --status"
+    if getattr(args, "protocol", None) is not None and not (given and given[0] in ("--demo", "--demo-peers")):
+        return ("--protocol goes with --demo or --demo-peers (a gateway's protocol is [ven] protocol in its "
+                "config)")
+    return None
+
+
+def _shell_path(path: str) -> str:
+    """``path`` as short as it stays valid from the current folder (``.venv/bin/python`` rather
+    than the absolute path), quoted for a shell."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        relative = path
+    return shlex.quote(relative if not relative.startswith("..") else os.path.abspath(path))
+
+
+def invocation() -> str:
+    """How this process was started, as a command a user can paste in the same folder: the demo
+    prints ``<this> --status -c PATH`` and that must work however the demo was started (from a
+    checkout with ``.venv/bin/python bacnet_server_ven.py``, or the installed console script)."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if argv0.endswith(".py"):
+        return f"{_shell_path(sys.executable)} {_shell_path(argv0)}"
+    name = os.path.basename(argv0)
+    found = shutil.which(name) if name else None
+    if found and argv0 and os.path.exists(argv0) and os.path.samefile(found, argv0):
+        return name  # on PATH: the short name works anywhere
+    return _shell_path(argv0) if argv0 else "bacnet-server-ven"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,21 +123,21 @@ def _parser() -> argparse.ArgumentParser:
                f"else {CONFIG_SEARCH[1]}. Exit codes: 0 ok / healthy, 1 failure / degraded, 2 config error.")
     p.add_argument("-c", "--config", default=None, metavar="PATH",
                    help=f"configuration file (default: ./{CONFIG_SEARCH[0]}, else {CONFIG_SEARCH[1]})")
-    p.add_argument("--check", action="store_true",
+    p.add_argument("--check", action=_Mode,
                    help="validate the configuration, print a summary and warnings about this host, exit "
                         "(2 when invalid)")
-    p.add_argument("--probe", action="store_true",
+    p.add_argument("--probe", action=_Mode,
                    help="commissioning check: read the meter once, look for its route, contact the VTN "
                         "once; print a table; exit 0 only when all pass")
-    p.add_argument("--status", action="store_true",
+    p.add_argument("--status", action=_Mode,
                    help="how the gateway running with this config is, read from its state directory "
                         "(read-only, safe beside it); exit 0 healthy, 1 degraded or not running")
     p.add_argument("--json", action="store_true", help="with --status: print JSON for scripts")
-    p.add_argument("--print-config", action="store_true",
+    p.add_argument("--print-config", action=_Mode,
                    help="print the commented example config.ini (e.g. --print-config > config.ini)")
-    p.add_argument("--demo", action="store_true",
+    p.add_argument("--demo", action=_Mode,
                    help="run with a built-in VTN, BACnet router and simulated meter on loopback")
-    p.add_argument("--demo-peers", action="store_true",
+    p.add_argument("--demo-peers", action=_Mode,
                    help="run only the demo's VTN, router + meter and a building controller on fixed "
                         "loopback ports and print a config.ini for them (rehearse a site config)")
     p.add_argument("--protocol", choices=("2.0b", "3.1"), default=None,
@@ -101,11 +183,10 @@ def _load(args: argparse.Namespace) -> Settings:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.json and not args.status:
-        parser.error("--json goes with --status")
-    if args.protocol is not None and not (args.demo or args.demo_peers):
-        parser.error("--protocol goes with --demo or --demo-peers (a gateway's protocol is [ven] protocol "
-                     "in its config)")
+    problem = usage_problem(args)
+    if problem is not None:
+        print(f"{_prog()}: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     from adrgw.ops import logsetup
 
     if args.print_config:
@@ -138,7 +219,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     for line in exc.problems:
                         print(line, file=sys.stderr)
                     return EXIT_CONFIG
-            return asyncio.run(run_demo(args.log_level or "INFO"))
+            return asyncio.run(run_demo(args.log_level or "INFO", command=invocation()))
         except startup_errors as exc:
             print(f"{_prog()}: {exc}", file=sys.stderr)
             return EXIT_FAILURE
@@ -155,24 +236,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("\n".join(report(settings)))
         return EXIT_OK
     if args.status:
+        from adrgw.links import sample_ledger
         from adrgw.ops import status
 
-        code, text = status.main(settings.state.directory, args.json)
-        print(text)
-        return code
+        # a closed pipe ends quietly
+        return status.run(settings.state.directory, args.json, sample_ledger(settings))
     if args.probe:
         logsetup.setup(args.log_level or "WARNING")
+        from adrgw.links import probes
         from adrgw.ops.probe import run_probe
 
-        return asyncio.run(run_probe(settings))
+        return asyncio.run(run_probe(settings, probes(settings)))
 
     logsetup.setup(args.log_level or settings.log_level)
     from adrgw.app import Gateway, run_until_signal
+    from adrgw.ops.sdnotify import Notifier
 
     startup_errors = _startup_errors()
 
     try:
-        return asyncio.run(run_until_signal(Gateway(settings)))
+        return asyncio.run(run_until_signal(Gateway(settings, notifier=Notifier())))
     except startup_errors as exc:
         print(f"{_prog()}: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -22,31 +22,43 @@ from _common import machine, rss_mb, setup, write_result  # noqa: E402
 setup()
 
 from adrgw.ops import logsetup  # noqa: E402
-from adrgw.persist import store as S  # noqa: E402
-from adrgw.config.settings import MeterSettings, VenSettings  # noqa: E402
+from adrgw.openadr import report_store as S  # noqa: E402
+from adrgw.config.settings import BacnetSettings, MeterSettings, Settings, StateSettings, VenSettings  # noqa: E402
+from adrgw.core.model import ResourceStatus  # noqa: E402
+from adrgw.core.supervise import TaskHealth  # noqa: E402
+from adrgw.openadr.adapter import OpenAdr2b  # noqa: E402
 from adrgw.demo.embedded import DemoVtn, free_port  # noqa: E402
 from adrgw.persist.store import Store  # noqa: E402
-from adrgw.core.telemetry import Sample, SampleQueue  # noqa: E402
-from adrgw.openadr.ven import VtnLink  # noqa: E402
+from adrgw.core.model import Sample  # noqa: E402
+from adrgw.openadr.adapter import SAMPLE_LEDGER  # noqa: E402
+from adrgw.persist.samples import SampleQueue  # noqa: E402
 
 
 async def drain(samples: int) -> dict[str, float]:
     directory = tempfile.mkdtemp(prefix="adrgw-bench-drain-")
     store = Store(directory)
     await store.open()
-    queue = SampleQueue(store, max_samples=samples * 2)
+    queue = SampleQueue(store, max_samples=samples * 2, ledger=SAMPLE_LEDGER)
+    await queue.open()
     start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=samples)
     for n in range(samples):
         await queue.put(Sample(start + timedelta(seconds=n), 100.0 + n % 50))
     vtn = DemoVtn(port=free_port(), poll_freq=1.0)
     await vtn.start()
-    async def no_events(events: list) -> list:
-        return []
 
-    link = VtnLink(VenSettings(ven_name="bench", vtn_url=vtn.url, retry_max=2), MeterSettings(interval=1.0),
-                   queue, on_distribution=no_events)
+    class NoEvents:
+        """The EventSink of a gateway that only reports (the backlog is what is measured)."""
+
+        async def apply(self, distribution: object) -> list:
+            return []
+
+    settings = Settings(ven=VenSettings(ven_name="bench", vtn_url=vtn.url, retry_max=2),
+                        bacnet=BacnetSettings(address="127.0.0.1/8"), meter=MeterSettings(interval=1.0),
+                        state=StateSettings(directory=directory))
+    adapter = OpenAdr2b(settings, store, queue, lambda: ResourceStatus(online=True, manual_override=False), TaskHealth())
+    link = adapter.link(NoEvents())
     task = asyncio.create_task(link.run())
-    await asyncio.wait_for(link.registered.wait(), 10)
+    await asyncio.wait_for(adapter.registered.wait(), 10)
     t0 = time.perf_counter()
     while len(vtn.record.readings) < samples:
         if task.done():
@@ -66,7 +78,8 @@ async def through_queue(samples: int) -> dict[str, float]:
     directory = tempfile.mkdtemp(prefix="adrgw-bench-queue-")
     store = Store(directory)
     await store.open()
-    queue = SampleQueue(store, max_samples=10_000)
+    queue = SampleQueue(store, max_samples=10_000, ledger=SAMPLE_LEDGER)
+    await queue.open()
     before = rss_mb()
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     t0 = time.perf_counter()

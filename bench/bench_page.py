@@ -45,7 +45,8 @@ from adrgw.app import Gateway  # noqa: E402
 from adrgw.config.settings import HttpSettings  # noqa: E402
 from adrgw.ops.pages import render_page  # noqa: E402
 from adrgw.ops.chart import render_chart  # noqa: E402
-from adrgw.ops.statusview import ChartCache, gather  # noqa: E402
+from adrgw.ops.facts import collect  # noqa: E402
+from adrgw.ops.statusview import ChartCache, page_view  # noqa: E402
 
 FLOOD = r"""
 import sys, threading, http.client, time
@@ -172,15 +173,15 @@ async def main() -> None:
     cache = ChartCache()
     for _ in range(runs):
         t0 = time.perf_counter()
-        view = await gather(gateway, gateway.meter_history, gateway.event_history, datetime.now(timezone.utc))
+        view = await page_view(await collect(gateway.sources), gateway.meter_history, gateway.event_history)
         html = render_page(view)
         t1 = time.perf_counter()
         render_chart(view.chart, *view.chart_window)
         t2 = time.perf_counter()
-        await gather(gateway, gateway.meter_history, gateway.event_history, datetime.now(timezone.utc), cache)
+        await page_view(await collect(gateway.sources), gateway.meter_history, gateway.event_history, cache)
         t3 = time.perf_counter()
-        render_page(await gather(gateway, gateway.meter_history, gateway.event_history, datetime.now(timezone.utc),
-                                 cache))
+        render_page(await page_view(await collect(gateway.sources), gateway.meter_history, gateway.event_history,
+                                    cache))
         t4 = time.perf_counter()
         cold_ms.append((t1 - t0) * 1000)
         chart_ms.append((t2 - t1) * 1000)

@@ -191,7 +191,7 @@ async def test_disk_full_is_an_episode_on_the_status_point_and_recovers_without_
     text = tail(proc, 200)
     assert count(proc, "state storage failing") == 1, text  # one ERROR line per episode
     assert "Traceback" not in text, text
-    # Nothing the gateway stored was lost. At-least-once (README, "Telemetry"): the report in flight when kill -9 lands may reach the VTN
+    # Nothing the gateway stored was lost. At-least-once (docs/delivery.md): the report in flight when kill -9 lands may reach the VTN
     # again after the restart. Anything older, above all the batch acknowledged while the disk was
     # full, reaches it exactly once.
     stamps = [t for t, _ in vtn.record.readings]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adrgw.core.health import MIN_QUEUE_AGE, HealthFacts, verdict
+from adrgw.core.health import MIN_QUEUE_AGE, HealthFacts, next_change, verdict
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +62,32 @@ def test_healthy_iff_no_reason(registered: bool, failures: int, storage: bool, a
                       oldest_queued=NOW - timedelta(seconds=age)), NOW)
     assert h.healthy == (not h.reasons)
     assert h.healthy == (registered and failures < 3 and storage and age <= MIN_QUEUE_AGE.total_seconds())
+
+
+@given(registered=st.booleans(), contact=st.one_of(st.none(), st.integers(-4000, 100)),
+       queued=st.one_of(st.none(), st.integers(-4000, 100)), poll=st.integers(1, 600),
+       report=st.one_of(st.none(), st.integers(1, 7200)), later=st.floats(0, 1))
+def test_next_change_is_when_time_alone_adds_a_reason(registered, contact, queued, poll, report, later) -> None:
+    """Issue 18: the gateway rewrites its snapshot at this instant, so --status (judging a snapshot at
+    its own time) sees the VTN fall silent or the queue start growing within a second, not 10 s later."""
+    f = facts(registered=registered, poll_period=timedelta(seconds=poll),
+              last_contact=None if contact is None else NOW + timedelta(seconds=contact),
+              oldest_queued=None if queued is None else NOW + timedelta(seconds=queued),
+              report_period=None if report is None else timedelta(seconds=report))
+    here = len(verdict(f, NOW).reasons)
+    change = next_change(f, NOW)
+    if change is None:
+        assert len(verdict(f, NOW + timedelta(days=30)).reasons) == here
+        return
+    assert change >= NOW
+    assert len(verdict(f, NOW + (change - NOW) * later).reasons) == here  # unchanged until then
+    assert len(verdict(f, change).reasons) == here
+    assert len(verdict(f, change + timedelta(microseconds=1)).reasons) > here
+
+
+def test_next_change_examples() -> None:
+    assert next_change(facts(), NOW) == NOW - timedelta(seconds=5) + 3 * POLL
+    assert next_change(facts(registered=False), NOW) is None
+    assert next_change(facts(last_contact=NOW - 4 * POLL), NOW) is None  # already silent
+    queued = NOW - timedelta(seconds=10)
+    assert next_change(facts(last_contact=None, oldest_queued=queued), NOW) == queued + MIN_QUEUE_AGE

@@ -21,27 +21,11 @@ from adrgw.ops.sdnotify import Notifier
 from .support.config import config_text, gateway_settings
 from .support.process import spawn
 from .support.wait import wait_for
+from .support.notify import drain, notify_socket
 
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def notify_socket(tmp_path: Path) -> tuple[socket.socket, str]:
-    path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(path)
-    sock.setblocking(False)
-    return sock, path
-
-
-def drain(sock: socket.socket) -> list[str]:
-    messages = []
-    while True:
-        try:
-            messages.append(sock.recv(4096).decode())
-        except BlockingIOError:
-            return messages
 
 
 def test_notifier_is_a_no_op_without_notify_socket() -> None:

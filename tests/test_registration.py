@@ -48,6 +48,18 @@ def test_the_fix_is_installed_once_and_leaves_openleadrs_templates_alone() -> No
     assert "oadrTransportAddress" in TEMPLATES.get_template("oadrCreatePartyRegistration.xml").render(**REGISTRATION)
 
 
+def test_the_fix_is_found_when_another_loader_wrapped_it(monkeypatch) -> None:
+    """oadr_report (and any later module) puts its own ChoiceLoader in front of ours: installing again
+    must find ours nested inside, not stack another copy (seen as an order-dependent failure of the
+    test above when the suite ran with work stealing)."""
+    from jinja2 import ChoiceLoader, DictLoader
+
+    monkeypatch.setattr(TEMPLATES, "loader", ChoiceLoader([DictLoader({"other.xml": "x"}), TEMPLATES.loader]))
+    wrapped = TEMPLATES.loader
+    oadr_fixes._install()
+    assert TEMPLATES.loader is wrapped
+
+
 @pytest.mark.integration
 def test_openleadr_still_does_not_route_eiopt() -> None:
     from openleadr import OpenADRServer

@@ -129,6 +129,47 @@ def test_restart_delay_is_capped_exponential_with_jitter(crashes) -> None:
     assert restart_delay(crashes + 1, rng=lambda a, b: a) >= low
 
 
+# -- retry backoff (registration, polls, report/opt delivery, write-through) -------------------------
+
+draws = st.floats(0.0, 1.0)  # where in its jitter range a draw lands (0: lowest, 1: highest)
+
+
+@given(attempt=st.integers(0, 5000), initial=st.floats(0.001, 100.0), cap=st.floats(0.001, 3600.0), u=draws)
+def test_backoff_delay_never_waits_longer_than_the_cap(attempt, initial, cap, u) -> None:
+    """Issue 18: a poll retry of 321.1 s was seen with retry_max = 300 (jitter added above the cap)."""
+    from adrgw.core.backoff import backoff_delay
+
+    delay = backoff_delay(attempt, initial, cap, uniform=lambda a, b: a + (b - a) * u)
+    nominal = min(cap, initial * 2.0 ** min(attempt, 64))
+    assert 0 < delay <= cap
+    assert delay >= 0.8 * nominal * (1 - 1e-12)  # jitter only takes up to 20 % off the nominal delay
+    # At the cap the waits keep a spread (no fleet-wide lockstep on exactly retry_max).
+    if initial * 2.0 ** min(attempt, 64) >= cap:
+        assert backoff_delay(attempt, initial, cap, uniform=lambda a, b: a) <= 0.8 * cap * (1 + 1e-12)
+
+
+@given(cap=st.floats(1.0, 600.0), steps=st.integers(1, 40))
+def test_backoff_class_stays_under_retry_max_with_real_jitter(cap, steps) -> None:
+    from adrgw.core.backoff import Backoff
+    from adrgw.openadr.errors import RETRY_INITIAL
+
+    backoff = Backoff(RETRY_INITIAL, cap)
+    waits = [backoff.next() for _ in range(steps)]
+    assert all(0 < w <= cap for w in waits), (cap, max(waits))
+    assert waits[0] >= 0.8 * min(RETRY_INITIAL, cap) * (1 - 1e-12)  # the first retry still waits ~1 s
+    backoff.reset()
+    assert backoff.next() <= min(cap, RETRY_INITIAL * 1.2)
+
+
+def test_backoff_survives_days_of_attempts() -> None:
+    """2 ** attempt as a float overflows after 1024 attempts (about 3.5 days of 300 s retries)."""
+    from adrgw.core.backoff import Backoff
+
+    backoff = Backoff(1.0, 300.0)
+    backoff.attempt = 5000
+    assert 240.0 <= backoff.next() <= 300.0
+
+
 async def test_a_crashing_task_is_logged_restarted_and_marked_dead_meanwhile(caplog, monkeypatch) -> None:
     import adrgw.core.supervise as sup
 

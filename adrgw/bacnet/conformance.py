@@ -846,7 +846,11 @@ class GatewayApplication(Application):  # type: ignore[misc]
 def install(app: Any, settings: Any, on_reinitialize: Optional[Callable[[devmgmt.ReinitState], Any]] = None
             ) -> GatewayApplication:
     """Turn BAC0's application into the gateway's: identity from ``[bacnet]`` settings, honest
-    capabilities, the request gate and device management. Call once, right after BAC0 starts."""
+    capabilities, the request gate and device management. Call once, right after BAC0 starts.
+
+    BAC0 builds its bacpypes3 application itself, so its class is swapped and our collaborators are
+    set on it here, after it was built: a library object has no constructor of ours to take them.
+    Our own objects take theirs in their constructors (docs/architecture.md)."""
     app.__class__ = GatewayApplication
     notes = RateLimitedLog(log)
     dcc = devmgmt.CommunicationControl(password=settings.password)

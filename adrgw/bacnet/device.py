@@ -273,6 +273,8 @@ class GatewayDevice:
         if not allowed:
             return
         app = self.app
+        # BAC0 builds this application itself: its services are wrapped in place (a library object,
+        # not one of ours, so there is no constructor to hand the allow-list to).
         for service in ("do_WritePropertyRequest", "do_WritePropertyMultipleRequest"):
             original = getattr(app, service)
 

@@ -69,13 +69,15 @@ class EventController:
                  identity: Callable[[], Identity] = Identity, opts: Optional[OptPort] = None,
                  on_level: Optional[Callable[[float], None]] = None,
                  on_events: Optional[Callable[[Mapping[str, Event]], None]] = None,
-                 schedule: Scheduler = _call_later) -> None:
+                 schedule: Scheduler = _call_later, on_change: Callable[[], None] = lambda: None) -> None:
         """``signal_points``: the [signal.NAME] points to keep right; ``identity``: who this VEN is
         now (its venID is known only once registered), for target criteria (targeting.py);
         ``opts``: where the building's opt changes go (None: nowhere, e.g. a test); ``on_level``:
         called with the level whenever it changes (write-through follows the same level);
         ``on_events``: called with the events after each refresh (the status page's event history);
-        ``schedule``: arms the timer for the next boundary (the loop's call_later; tests fake it)."""
+        ``schedule``: arms the timer for the next boundary (the loop's call_later; tests fake it);
+        ``on_change``: called when what refresh() shows changed (an event received, modified, removed,
+        starting or ending, the level, opt-out), not on the countdown ticks: the status snapshot follows."""
         self.device = device
         self.store = store
         self.event_level_name = event_level_name
@@ -96,6 +98,8 @@ class EventController:
         self._notified_level: Optional[float] = None
         self.on_events = on_events
         self._unsaved = False  # a save failed (storage fault): persist_pending() saves again
+        self.on_change = on_change
+        self._shown: Optional[tuple[Any, ...]] = None
 
     # -- persistence ------------------------------------------------------------------------------
 
@@ -294,6 +298,12 @@ class EventController:
         d.set_value(P.START_IN, float(round(state.start_in)))
         d.set_value(P.REMAINING, float(round(state.remaining)))
         d.set_value(P.OPT_OUT, self.opt_out)
+        shown = (state.level, state.status, state.event_id, self.opt_out,
+                 tuple((e.event_id, e.revision, self._statuses.get(e.event_id), e.opted_out)
+                       for e in self.events.values()))
+        if shown != self._shown:
+            self._shown = shown
+            self.on_change()
         for point in self.signal_points:
             d.set_value(point.object_name, value_at(self.events.values(), now, point, self.apply_test_events))
         if self._timer is not None:

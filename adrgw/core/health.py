@@ -48,6 +48,12 @@ class Health:
         return "healthy" if self.healthy else "degraded"
 
 
+def queue_limit(facts: HealthFacts) -> timedelta:
+    """How old the oldest queued sample may be before the queue counts as growing."""
+    period = max(facts.report_period or facts.poll_period, facts.poll_period)
+    return max(GROWING_REPORT_PERIODS * period, MIN_QUEUE_AGE)
+
+
 def verdict(facts: HealthFacts, now: datetime) -> Health:
     """Healthy unless: not registered or the VTN silent for more than 3 poll periods; the meter
     failing; the report queue growing (its oldest sample older than it should ever wait); storage
@@ -65,11 +71,27 @@ def verdict(facts: HealthFacts, now: datetime) -> Health:
     if facts.meter_failures >= METER_FAILING_READS:
         reasons.append(f"meter failing ({facts.meter_failures} reads in a row)")
     if facts.oldest_queued is not None:
-        period = max(facts.report_period or facts.poll_period, facts.poll_period)
-        limit = max(GROWING_REPORT_PERIODS * period, MIN_QUEUE_AGE)
+        limit = queue_limit(facts)
         age = now - facts.oldest_queued
         if age > limit:
             reasons.append(f"report queue growing (oldest sample {int(age.total_seconds())} s old)")
     if not facts.storage_ok:
         reasons.append("state storage failing")
     return Health(not reasons, tuple(reasons))
+
+
+def next_change(facts: HealthFacts, now: datetime) -> Optional[datetime]:
+    """The instant from which time passing alone (no fact changing) adds a reason to the verdict:
+    the verdict is the same at every instant of [now, result] and has one more reason just after it.
+    None when no such instant comes (nothing depends on time, or it already did).
+
+    Why: two reasons begin without anything happening (the VTN stays silent, a queued sample grows
+    old). The running gateway rewrites its status snapshot at this instant, so a snapshot judged at
+    its own time (``--status``) stays right until the next one, between the writes made on changes.
+    """
+    candidates: list[datetime] = []
+    if facts.registered and facts.last_contact is not None:
+        candidates.append(facts.last_contact + SILENT_POLL_PERIODS * facts.poll_period)
+    if facts.oldest_queued is not None:
+        candidates.append(facts.oldest_queued + queue_limit(facts))
+    return min((t for t in candidates if t >= now), default=None)

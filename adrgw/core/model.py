@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Mapping, Optional
 
 from adrgw.core.revision import Revision
@@ -91,16 +91,34 @@ class ResourceStatus:
     level: Optional[float] = None
 
 
+# How often a link asks its VTN before the VTN said (2.0b: until oadrRequestedPollFreq arrives).
+DEFAULT_POLL_PERIOD = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class ProbeCheck:
+    """One line of ``--probe``'s commissioning table (each adapter checks its own side)."""
+
+    name: str
+    ok: bool
+    detail: str
+    hint: str = ""  # what to do about a failure
+
+
 @dataclass(frozen=True)
 class LinkState:
-    """How the link to the VTN is doing, for the points, the page, /metrics and --status."""
+    """How the link to the VTN is doing, for the points, the page, /metrics, --status and systemd's
+    STATUS (the ops side reads the link only through this, whatever the protocol)."""
 
     registered: bool  # the VTN knows this VEN (2.0b: registered; 3.1: token and VEN object)
     online: bool  # registered and the VTN answered recently (ADR-VTN-Online)
     ven_id: Optional[str]  # this VEN's id at the VTN, once known
-    last_contact: Optional[datetime]  # the last answer from the VTN
-    attempts: int = 0  # registration attempts so far
+    last_contact: Optional[datetime]  # the last answer from the VTN (2.0b: the last poll answered)
+    attempts: int = 0  # registration attempts so far (since start)
+    # How often the link hears from the VTN when all is well (2.0b: the poll period the VTN asked
+    # for): the VTN counts as silent after 3 of these without an answer (health.py, ADR-VTN-Online).
+    poll_period: timedelta = DEFAULT_POLL_PERIOD
 
 
-__all__ = ["Distribution", "EventOutcome", "LinkState", "Malformed", "OptChange", "Outcome", "ResourceStatus",
+__all__ = ["DEFAULT_POLL_PERIOD", "Distribution", "EventOutcome", "LinkState", "Malformed", "OptChange", "Outcome", "ProbeCheck", "ResourceStatus",
            "Revision", "Sample", "TargetCriteria"]

@@ -13,7 +13,7 @@ import logging
 import random
 from typing import Any, Awaitable, Callable, Optional
 
-from adrgw.core.backoff import Backoff
+from adrgw.core.backoff import backoff_delay
 
 log = logging.getLogger("adrgw.supervise")
 
@@ -40,10 +40,8 @@ def restart_delay(crashes: int, initial: Optional[float] = None, cap: Optional[f
                   jitter: float = 0.2, rng: Callable[[float, float], float] = random.uniform) -> float:
     """Capped exponential delay before restart number ``crashes`` (1-based), with +-``jitter``
     (the one backoff rule, backoff.py: never above the cap)."""
-    backoff = Backoff(RESTART_INITIAL if initial is None else initial, RESTART_MAX if cap is None else cap,
-                      uniform=rng, jitter=jitter)
-    backoff.attempt = max(0, crashes - 1)
-    return backoff.next()
+    return backoff_delay(max(0, crashes - 1), RESTART_INITIAL if initial is None else initial,
+                         RESTART_MAX if cap is None else cap, jitter, rng)
 
 
 async def supervised(name: str, factory: Callable[[], Awaitable[Any]], health: TaskHealth) -> None:

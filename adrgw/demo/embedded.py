@@ -12,10 +12,13 @@ import asyncio
 import itertools
 import logging
 import math
+import os
+import shlex
+import shutil
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
 
@@ -35,7 +38,11 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1", avoid: tu
 
 
 def tcp_port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a TCP server could listen on ``host:port`` now. SO_REUSEADDR as the web server's
+    own listening socket has it (asyncio sets it): connections of a previous run still in TIME_WAIT
+    do not count as "in use", a socket another program holds does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -44,6 +51,7 @@ def tcp_port_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def udp_port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a UDP socket could bind ``host:port`` now (BACnet/IP: no TIME_WAIT to allow for)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
             sock.bind((host, port))
@@ -192,10 +200,12 @@ class DemoVtn:
 
     def __init__(self, port: int, poll_freq: float = 2.0, vtn_id: str = "DEMO-VTN",
                  sampling: Optional[float] = None, accept: bool = True, host: str = "127.0.0.1",
-                 tls: Optional[dict[str, Any]] = None) -> None:
+                 tls: Optional[dict[str, Any]] = None,
+                 on_registered: Optional[Callable[[str, str], None]] = None) -> None:
         """``tls``: serve HTTPS and sign messages: keys ``cert``, ``key`` (the VTN's), ``ca_file`` (to
         verify VEN client certificates), ``ven_fingerprint`` (the VEN certificate it accepts),
-        optionally ``ciphers`` and ``max_version`` to restrict the TLS server."""
+        optionally ``ciphers`` and ``max_version`` to restrict the TLS server; ``on_registered``:
+        called with (ven_name, ven_id) after each accepted registration (--demo-peers sends events)."""
         self.port = port
         self.host = host
         self.tls = tls
@@ -208,8 +218,7 @@ class DemoVtn:
         self.server: Any = None
         self._kept: Optional[dict[str, Any]] = None
         self.main_resource = "device001"  # record.readings holds this resource's values (the [meter])
-        # Called with (ven_name, ven_id) after each accepted registration (--demo-peers sends events).
-        self.on_registered: Optional[Callable[[str, str], None]] = None
+        self.on_registered = on_registered
 
     @property
     def url(self) -> str:
@@ -417,56 +426,139 @@ class DemoVtn:
 # --demo
 
 
-async def run_demo(log_level: str = "INFO") -> int:
-    """VTN + router/meter + gateway in one process on loopback; events repeat every 2 minutes."""
+DEMO_HTTP_PORT = 8047  # the status page's usual port ([http] listen's default)
+DEMO_BACNET_PORT = 47808  # the usual BACnet/IP port
+DEMO_CONFIG = "demo.ini"  # in the demo's temporary directory, beside its state directory
+
+
+def demo_config(vtn_url: str, gateway_port: int, router: tuple[str, int], http_port: int,
+                state_directory: str) -> str:
+    """The config.ini that describes a running ``--demo``. The demo loads its own settings from it,
+    so the file is exactly what runs, and ``--status -c`` reads the demo's state through it (the
+    status command finds a gateway by its config's ``[state] directory``)."""
+    return f"""\
+; The running --demo, described as a config.ini (written by the demo, removed when it stops).
+; Ask it how it is with: bacnet-server-ven --status -c <this file>
+[ven]
+ven_name = demo-ven
+vtn_url = {vtn_url}
+request_timeout = 5
+retry_max = 10
+
+[bacnet]
+address = 127.0.0.1/8
+port = {gateway_port}
+device_id = 599
+routes = 12345={router[0]}:{router[1]}
+
+[meter]
+interval = 5
+timeout = 2
+
+[state]
+directory = {state_directory}
+
+[http]
+listen = 127.0.0.1:{http_port}
+"""
+
+
+class _DropKeptForNextStart(logging.Filter):
+    """The gateway's stop line says undelivered samples "are kept in ... for the next start". A demo
+    has no next start (its state directory is removed as it stops), so the demo drops that line and
+    logs its own, truthful one. Matched on the message's format string (adrgw/app.py, Gateway.stop);
+    tests/test_process.py fails if the demo's output says "for the next start" again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.endswith("for the next start"))
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+async def run_demo(log_level: str = "INFO", command: str = "bacnet-server-ven") -> int:
+    """VTN + router/meter + gateway in one process on loopback; events repeat every 2 minutes.
+
+    Everything it writes (its config and its state) lives in one temporary directory, removed when
+    it stops: a demo leaves nothing behind and never replays an old run. ``command``: how this
+    process was started (cli.invocation), for the ``--status -c`` line it prints."""
     from adrgw.app import Gateway, run_until_signal
-    from adrgw.config.settings import BacnetSettings, HttpSettings, MeterSettings, Route, Settings, StateSettings, VenSettings
+    from adrgw.ops.sdnotify import Notifier
+    from adrgw.settings_load import load
 
     if log_level != "DEBUG":
         # The in-process VTN's own openleadr warnings (e.g. "current_value ... will be corrected" for
         # every pending SIMPLE event) are about the demo VTN, not the gateway: keep them out.
         logging.getLogger("openleadr").setLevel(logging.ERROR)
-    vtn = DemoVtn(port=free_port(), poll_freq=2.0)
-    gateway_port = 47808 if udp_port_free(47808) else free_port(socket.SOCK_DGRAM)
-    if gateway_port != 47808:
-        log.warning("UDP 47808 is in use on 127.0.0.1; the demo gateway uses port %d", gateway_port)
-    meter = SimulatedMeter(port=free_port(socket.SOCK_DGRAM, avoid=(gateway_port,)))
-    await vtn.start()
-    await meter.start()
-    settings = Settings(
-        ven=VenSettings(ven_name="demo-ven", vtn_url=vtn.url, request_timeout=5.0, retry_max=10.0),
-        bacnet=BacnetSettings(address="127.0.0.1/8", port=gateway_port, device_id=599,
-                              routes=(Route(12345, meter.host, meter.port),)),
-        meter=MeterSettings(interval=5.0, timeout=2.0),
-        # A throw-away state directory: a demo leaves nothing behind and never replays an old run.
-        state=StateSettings(directory=tempfile.mkdtemp(prefix="adrgw-demo-state-")),
-        log_level=log_level,
-        source="(demo)",
-        # The status page on its usual port when free (else any free port; the log says which).
-        http=HttpSettings(listen=("127.0.0.1", 8047 if tcp_port_free(8047) else 0)),
-    )
-    gateway = Gateway(settings)
+    workdir = tempfile.mkdtemp(prefix="adrgw-demo-")
+    kept_line = _DropKeptForNextStart()
+    gateway_log = logging.getLogger("adrgw")
+    gateway_log.addFilter(kept_line)
+    removed = False
+    gateway: Optional[Gateway] = None
 
-    async def schedule_events() -> None:
-        await gateway.link.registered.wait()
-        ven_id = gateway.link.ven_id or "ven-1"
-        first = True
-        while True:
-            start = datetime.now(timezone.utc) + timedelta(seconds=10 if first else 30)
-            event_id = vtn.add_event(ven_id, [1.0, 2.0, 3.0], start, timedelta(seconds=20))
-            log.info("VTN: scheduled demo event %s: levels 1, 2, 3 for 20 s each from %s",
-                     event_id, start.strftime("%H:%M:%S"))
-            first = False
-            await asyncio.sleep(120)
+    async def remove_workdir() -> None:
+        """Remove the demo's directory once the gateway has closed its store, and say so."""
+        nonlocal removed
+        if removed:
+            return
+        removed = True
+        pending = len(gateway.samples) if gateway is not None else 0
+        await asyncio.to_thread(shutil.rmtree, workdir, True)
+        if pending:
+            log.info("demo: removed its temporary directory %s, with %d sample(s) its VTN had not "
+                     "acknowledged yet (a demo's next start begins afresh)", workdir, pending)
+        else:
+            log.info("demo: removed its temporary directory %s", workdir)
 
-    scheduler = asyncio.create_task(schedule_events())
+    try:
+        vtn = DemoVtn(port=free_port(), poll_freq=2.0)
+        gateway_port = DEMO_BACNET_PORT if udp_port_free(DEMO_BACNET_PORT) else free_port(socket.SOCK_DGRAM)
+        if gateway_port != DEMO_BACNET_PORT:
+            log.warning("UDP %d is in use on 127.0.0.1; the demo gateway uses port %d", DEMO_BACNET_PORT,
+                        gateway_port)
+        http_port = DEMO_HTTP_PORT if tcp_port_free(DEMO_HTTP_PORT) else free_port()
+        if http_port != DEMO_HTTP_PORT:
+            log.warning("TCP %d is in use on 127.0.0.1; the demo's status page is on http://127.0.0.1:%d/",
+                        DEMO_HTTP_PORT, http_port)
+        meter = SimulatedMeter(port=free_port(socket.SOCK_DGRAM, avoid=(gateway_port,)))
+        await vtn.start()
+        await meter.start()
+        config_path = os.path.join(workdir, DEMO_CONFIG)
+        await asyncio.to_thread(_write_text, config_path, demo_config(
+            vtn.url, gateway_port, (meter.host, meter.port), http_port, os.path.join(workdir, "state")))
+        settings = replace(await asyncio.to_thread(load, config_path), log_level=log_level)
+        gateway = Gateway(settings, notifier=Notifier())
+        running = gateway
 
-    async def stop_peers() -> None:
-        scheduler.cancel()
-        await asyncio.gather(scheduler, return_exceptions=True)
-        await meter.stop()
-        await vtn.stop()
+        async def schedule_events() -> None:
+            await running.link.registered.wait()
+            ven_id = running.link.ven_id or "ven-1"
+            first = True
+            while True:
+                start = datetime.now(timezone.utc) + timedelta(seconds=10 if first else 30)
+                event_id = vtn.add_event(ven_id, [1.0, 2.0, 3.0], start, timedelta(seconds=20))
+                log.info("VTN: scheduled demo event %s: levels 1, 2, 3 for 20 s each from %s",
+                         event_id, start.strftime("%H:%M:%S"))
+                first = False
+                await asyncio.sleep(120)
 
-    log.info("demo: VTN at %s, router at %s:%d (network 12345, meter 12345:2), gateway BACnet device 599 "
-             "on 127.0.0.1:%d. Ctrl-C stops.", vtn.url, meter.host, meter.port, gateway_port)
-    return await run_until_signal(gateway, extra_stop=stop_peers)
+        scheduler = asyncio.create_task(schedule_events())
+
+        async def stop_peers() -> None:
+            scheduler.cancel()
+            await asyncio.gather(scheduler, return_exceptions=True)
+            await meter.stop()
+            await vtn.stop()
+            await remove_workdir()
+
+        log.info("demo: VTN at %s, router at %s:%d (network 12345, meter 12345:2), gateway BACnet device 599 "
+                 "on 127.0.0.1:%d. Ctrl-C stops.", vtn.url, meter.host, meter.port, gateway_port)
+        log.info("demo: its config and state are in %s (removed when it stops); from another terminal, "
+                 "ask it how it is: %s --status -c %s", workdir, command, shlex.quote(config_path))
+        return await run_until_signal(gateway, extra_stop=stop_peers)
+    finally:
+        await remove_workdir()
+        gateway_log.removeFilter(kept_line)

@@ -149,11 +149,11 @@ class Peers:
     """The VTN, router + meter and building controller, started and stopped together."""
 
     def __init__(self) -> None:
-        self.vtn = DemoVtn(port=PEER_VTN_PORT, poll_freq=PEER_POLL_SECONDS, host=PEER_HOST)
+        self.vtn = DemoVtn(port=PEER_VTN_PORT, poll_freq=PEER_POLL_SECONDS, host=PEER_HOST,
+                           on_registered=self._registered)
         self.meter = SimulatedMeter(host=PEER_HOST, port=PEER_ROUTER_PORT, extra_points=4)
         self.bas = SimulatedBas(PEER_BAS_PORT)
         self._event_tasks: dict[str, asyncio.Task[None]] = {}
-        self.vtn.on_registered = self._registered
 
     def _registered(self, ven_name: str, ven_id: str) -> None:
         if ven_id not in self._event_tasks or self._event_tasks[ven_id].done():

@@ -10,7 +10,7 @@ service, the report service and its Transport, the events' way into the core.
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from typing import Callable, Optional
 
 from adrgw.config.settings import Settings
 from adrgw.core.ports import EventSink, Readings, StatusSource
@@ -31,11 +31,14 @@ class OpenAdr2b:
     """OpenADR 2.0b: pull-mode VEN on openleadr (core.ports.ProtocolAdapter)."""
 
     def __init__(self, settings: Settings, store: Store, samples: Readings, status: StatusSource,
-                 tasks: TaskHealth) -> None:
+                 tasks: TaskHealth, on_change: Callable[[], None] = lambda: None) -> None:
+        """``on_change``: called when something the status shows changes (a registration won or lost,
+        the VTN back, a report acknowledged): given to the link and the report service."""
         s = settings
         self.settings = settings
         self.store = store
         self.tasks = tasks
+        self.on_change = on_change
         self.client = GatewayClient(s.ven)
         self.registered = asyncio.Event()  # set while the VTN knows us
         self.reregister = asyncio.Event()  # set when the VTN no longer does: register again
@@ -48,7 +51,7 @@ class OpenAdr2b:
                       ven_id=lambda: client.ven_id, registered=self.registered, reregister=self.reregister.set,
                       errors=(VtnError,), not_registered=NotRegistered),
             status=status, status_report=s.ven.status_report, history_hours=s.state.history_hours,
-            retry_max=s.ven.retry_max)
+            retry_max=s.ven.retry_max, on_change=on_change)
         self._link: Optional[VtnLink] = None
 
     @property
@@ -64,7 +67,7 @@ class OpenAdr2b:
         assert self._link is None, "OpenAdr2b.link() is called once"
         self._link = VtnLink(self.settings.ven, self.client, EventAnswers(sink, self.settings.points.signal_name),
                              self.opt_service, self._reports, self.registered, self.reregister, store=self.store,
-                             tasks=self.tasks)
+                             tasks=self.tasks, on_change=self.on_change)
         return self._link
 
 

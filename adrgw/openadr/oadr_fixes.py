@@ -47,11 +47,18 @@ _CREATE_PARTY_REGISTRATION = """\
 _FIXED = {f"{PREFIX}oadrCreatePartyRegistration.xml": _CREATE_PARTY_REGISTRATION}
 
 
+def _has_fixes(loader: Any) -> bool:
+    """Whether ``loader`` already serves our templates, however deep another ChoiceLoader (e.g. a
+    test's own templates installed after ours) has nested it."""
+    if isinstance(loader, DictLoader):
+        return set(_FIXED) <= set(loader.mapping)
+    return isinstance(loader, ChoiceLoader) and any(_has_fixes(each) for each in loader.loaders)
+
+
 def _install() -> None:
     """Add the corrected templates (under PREFIX) in front of openleadr's loader, once."""
     loader = TEMPLATES.loader
-    if isinstance(loader, ChoiceLoader) and any(isinstance(each, DictLoader) and set(_FIXED) <= set(each.mapping)
-                                                for each in loader.loaders):
+    if _has_fixes(loader):
         return
     TEMPLATES.loader = ChoiceLoader([DictLoader(_FIXED), loader])  # type: ignore[list-item]
 

@@ -72,7 +72,9 @@ class Transport:
 class ReportService:
     def __init__(self, meter: MeterSettings, points: tuple[ReportPoint, ...], samples: Readings,
                  store: Store, transport: Transport, status: Optional[StatusSource] = None,
-                 status_report: bool = False, history_hours: float = 168.0, retry_max: float = 60.0) -> None:
+                 status_report: bool = False, history_hours: float = 168.0, retry_max: float = 60.0,
+                 on_change: Callable[[], None] = lambda: None) -> None:
+        """``on_change``: called after each acknowledged report (the status snapshot follows)."""
         self.meter = meter
         self.points = points
         self.samples = samples
@@ -111,6 +113,7 @@ class ReportService:
         self.reports_sent = 0
         self.delivery_log = DeliverySummary()  # one INFO line per report, at most one a minute
         self.last_delivery: Optional[datetime] = None
+        self.on_change = on_change
 
     def report_period(self) -> Optional[timedelta]:
         """The longest a sample is meant to wait before it is sent: the longest reportBackDuration of
@@ -517,6 +520,7 @@ class ReportService:
             raise ReportNotAcknowledged(f"{message_type or 'empty reply'} {code}")
         self.reports_sent += 1
         self.last_delivery = datetime.now(timezone.utc)
+        self.on_change()
         if request.kind != R.STATUS:
             line = self.delivery_log.delivered(time.monotonic(), len(intervals), first, last)
             if line is not None:

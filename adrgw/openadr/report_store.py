@@ -39,7 +39,7 @@ OWED_FROM_SQL = """SELECT MIN(m) FROM (
     UNION ALL SELECT COALESCE((SELECT MIN(ts) FROM report_delivered), -1e300))"""
 
 # The sample queue's view of this bookkeeping (adrgw/persist/samples.py).
-LEDGER = Ledger(REPORT_SCHEMA, OWED_FROM_SQL)
+LEDGER = Ledger(REPORT_SCHEMA, OWED_FROM_SQL, ("report_requests", "report_delivered"))
 
 
 def create_tables(db: sqlite3.Connection) -> None:

@@ -4,7 +4,7 @@ requests, and each request's schedule. No I/O and no clock reads: time is passed
 Why pure: which intervals a report carries and when it is due decide whether data is lost or sent
 twice, so they are tested on their own (unit + hypothesis tests) apart from HTTP and sqlite.
 
-Rules (OpenADR 2.0b section 8, as implemented; README "Telemetry" says the same):
+Rules (OpenADR 2.0b section 8, as implemented; docs/delivery.md says the same):
 * an oadrReportRequest names a reportSpecifierID we offered and rIDs of that report; anything else
   refuses the whole oadrCreateReport (code 452 for an unknown rID, 461 for an unknown specifier,
   454 for an unusable duration) and changes nothing;

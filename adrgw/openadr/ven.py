@@ -23,14 +23,14 @@ import logging
 import re
 import ssl
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import aiohttp
 from openleadr import OpenADRClient, errors, utils
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 
 from adrgw.config.settings import VenSettings
-from adrgw.core.model import LinkState
+from adrgw.core.model import DEFAULT_POLL_PERIOD, LinkState
 from adrgw.openadr.errors import (RETRY_INITIAL, NotRegistered, VtnError, VtnHttpError, VtnProtocolError,
                                   VtnSecurityError, VtnUnreachable)
 from adrgw.openadr.events import EventAnswers
@@ -199,7 +199,8 @@ class VtnLink:
 
     def __init__(self, settings: VenSettings, client: GatewayClient, answers: EventAnswers, opts: OptService,
                  reports: ReportService, registered: asyncio.Event, reregister: asyncio.Event,
-                 store: Any = None, tasks: Optional[TaskHealth] = None) -> None:
+                 store: Any = None, tasks: Optional[TaskHealth] = None,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
         self.answers = answers
         self.store = store  # remembers the last registration (venID) across restarts
@@ -207,7 +208,7 @@ class VtnLink:
         self.registered = registered
         # The building's opt changes (ADR-Opt-Out): EiOpt and re-sent oadrCreatedEvent answers.
         self.opts = opts
-        self.poll_period = timedelta(seconds=10)
+        self.poll_period = DEFAULT_POLL_PERIOD
         self._reregister = reregister
         self.reports = reports
         self.last_poll_ok: Optional[datetime] = None
@@ -220,6 +221,9 @@ class VtnLink:
         self._ordinary_poll = False  # a poll was answered with something else than a re-registration
         self._registration_log = Summary()
         self._reregistration_log = Summary()
+        # Called when the registration or the VTN's reachability changes (the status snapshot
+        # follows within a second: ops/snapshot.py).
+        self.on_change = on_change
 
     @property
     def ven_id(self) -> Optional[str]:
@@ -236,7 +240,8 @@ class VtnLink:
     def state(self) -> LinkState:
         """The core's view of the link (ports.VtnLink)."""
         return LinkState(registered=self.registered.is_set(), online=self.online(), ven_id=self.ven_id,
-                         last_contact=self.last_poll_ok, attempts=self.registration_attempts)
+                         last_contact=self.last_poll_ok, attempts=self.registration_attempts,
+                         poll_period=self.poll_period)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -299,8 +304,11 @@ class VtnLink:
             await self.client.close()
 
     def _unregister_locally(self) -> None:
+        was = self.registered.is_set()
         self.registered.clear()
         self.client.registration_id = None
+        if was:
+            self.on_change()
 
     async def register(self) -> None:
         """oadrQueryRegistration + oadrCreatePartyRegistration; raises VtnError unless registered."""
@@ -343,6 +351,7 @@ class VtnLink:
                  c.ven_id, c.registration_id, self.poll_period.total_seconds())
         self.registered.set()
         self.last_poll_ok = datetime.now(timezone.utc)
+        self.on_change()
         if self.store is not None:
             try:
                 await self.store.set("ven_id", str(c.ven_id))
@@ -387,10 +396,11 @@ class VtnLink:
                     log.log(_log_level(exc), "VTN poll failed (%d in a row): %s; next poll in %.1f s",
                             failures.total, exc, delay)
             else:
-                if failures.total:
-                    log.info("VTN answers polls again after %d failure(s)", failures.reset())
                 backoff.reset()
                 self.last_poll_ok = datetime.now(timezone.utc)
+                if failures.total:
+                    log.info("VTN answers polls again after %d failure(s)", failures.reset())
+                    self.on_change()
                 if message_type != "oadrRequestReregistration":
                     self._ordinary_poll = True
                 try:

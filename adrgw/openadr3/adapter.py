@@ -13,7 +13,7 @@ showing what the building actually did. ``LocalOptOut`` logs that once per chang
 from __future__ import annotations
 
 import logging
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from adrgw.config.settings import Settings
 from adrgw.core.model import OptChange
@@ -50,16 +50,20 @@ class OpenAdr31:
     """OpenADR 3.1.0 VEN (core.ports.ProtocolAdapter)."""
 
     def __init__(self, settings: Settings, store: Store, samples: Readings, status: StatusSource,
-                 tasks: TaskHealth) -> None:
+                 tasks: TaskHealth, on_change: Callable[[], None] = lambda: None) -> None:
+        """``on_change``: called when something the status shows changes (the session won or lost, the
+        VTN's reachability, a report accepted), so the status snapshot follows at once."""
         ven = settings.ven
         assert isinstance(ven, Ven31Settings), "protocol 3.1 settings come from adrgw/openadr3/config.py"
         self.settings = settings
         self.store = store
         self.tasks = tasks
+        self.on_change = on_change
         self.client = Client(ven)
         self._opts = LocalOptOut()
         self._reports = ReportService(ven.ven_name, settings.meter, settings.reports, samples, store, self.client,
-                                      retry_max=ven.retry_max, history_hours=settings.state.history_hours)
+                                      retry_max=ven.retry_max, history_hours=settings.state.history_hours,
+                                      on_change=on_change)
         self._link: Optional[Link31] = None
 
     @property
@@ -72,7 +76,8 @@ class OpenAdr31:
 
     def link(self, sink: EventSink) -> Link31:
         assert self._link is None, "OpenAdr31.link() is called once"
-        self._link = Link31(self.settings, self.client, sink, self._reports, self.store, self.tasks)
+        self._link = Link31(self.settings, self.client, sink, self._reports, self.store, self.tasks,
+                            on_change=self.on_change)
         return self._link
 
 

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS oa3_report_plans (
 # Samples from the oldest cursor of a running plan on are owed (1e300: nothing is owed).
 OWED_FROM_SQL = "SELECT COALESCE(MIN(cursor), 1e300) FROM oa3_report_plans WHERE done = 0"
 
-LEDGER = Ledger(SCHEMA, OWED_FROM_SQL)
+LEDGER = Ledger(SCHEMA, OWED_FROM_SQL, ("oa3_report_plans",))
 
 Row = tuple[str, str, Optional[str], int, float, int, int]
 

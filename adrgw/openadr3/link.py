@@ -26,7 +26,7 @@ import secrets
 import ssl
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
 from adrgw.config.settings import Settings
@@ -57,7 +57,9 @@ class Link31:
     """core.ports.VtnLink for OpenADR 3.1 (and the attributes the page, /metrics and --status read)."""
 
     def __init__(self, settings: Settings, client: Client, sink: EventSink, reports: ReportService, store: Store,
-                 tasks: Optional[TaskHealth] = None) -> None:
+                 tasks: Optional[TaskHealth] = None, on_change: Callable[[], None] = lambda: None) -> None:
+        """``on_change``: called when the session is won or lost and when the VTN stops or starts
+        answering (the status snapshot follows at once)."""
         ven = settings.ven
         assert isinstance(ven, Ven31Settings)
         self.settings = settings
@@ -67,6 +69,7 @@ class Link31:
         self.reports = reports
         self.store = store
         self.tasks = tasks or TaskHealth()
+        self.on_change = on_change
         self.level_signal = settings.points.signal_name
         self.registered = asyncio.Event()
         self.ven_id: Optional[str] = None
@@ -114,7 +117,8 @@ class Link31:
     def state(self) -> LinkState:
         """core.ports.VtnLink: registered = VEN object known and a valid token; online = answering."""
         return LinkState(registered=self.registered.is_set() and self.client.token_valid, online=self.online(),
-                         ven_id=self.ven_id, last_contact=self.last_poll_ok, attempts=self.registration_attempts)
+                         ven_id=self.ven_id, last_contact=self.last_poll_ok, attempts=self.registration_attempts,
+                         poll_period=self.poll_period)
 
     # -- lifecycle
 
@@ -137,7 +141,9 @@ class Link31:
                     backoff.reset()
                     await self.follow()
                 except VtnError as exc:
-                    self.registered.clear()
+                    if self.registered.is_set():
+                        self.registered.clear()
+                        self.on_change()
                     await self._stop_notifier()
                     delay = backoff.next()
                     covered = self._failures.hit(loop.time(), type(exc).__name__)
@@ -185,6 +191,7 @@ class Link31:
             log.warning("could not save the VEN object ids to the state store: %s", exc)
         self.registered.set()
         self.last_poll_ok = datetime.now(timezone.utc)
+        self.on_change()
         log.info("OpenADR 3.1 session with %s: VEN object %s (venName %s), resources %s", self.ven.vtn_url,
                  self.ven_id, self.ven.ven_name, ", ".join(f"{n}={i}" for n, i in resources.items()))
 
@@ -260,6 +267,8 @@ class Link31:
                 raise
             except VtnError as exc:
                 self._full = True  # what failed is read again, all of it
+                if not failing:
+                    self.on_change()
                 failing = True
                 covered = self._failures.hit(loop.time(), type(exc).__name__)
                 if covered is not None:
@@ -268,6 +277,7 @@ class Link31:
             if full:
                 last_full = loop.time()
             if failing:
+                self.on_change()
                 log.info("the VTN answers again after %d failure(s)", self._failures.reset())
                 failing = False
                 backoff.reset()

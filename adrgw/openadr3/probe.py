@@ -7,13 +7,21 @@ notifiers (MQTT offered or not). Nothing is created or changed at the VTN.
 
 from __future__ import annotations
 
-
+from adrgw.config.settings import Settings
+from adrgw.core.model import ProbeCheck
 from adrgw.openadr3 import wire
 from adrgw.openadr3.client import Client, NotAuthorized, VtnError, VtnUnreachable
 from adrgw.openadr3.config import Ven31Settings
 
-# (name, ok, detail, hint) rows for adrgw/ops/probe.py's table
+# (name, ok, detail, hint): one line of adrgw/ops/probe.py's table
 Row = tuple[str, bool, str, str]
+
+
+async def vtn_checks(settings: Settings) -> list[ProbeCheck]:
+    """The 3.1 VTN's lines of ``--probe`` (links.probes)."""
+    ven = settings.ven
+    assert isinstance(ven, Ven31Settings)
+    return [ProbeCheck(*row) for row in await vtn_rows(ven)]
 
 
 async def vtn_rows(ven: Ven31Settings) -> list[Row]:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from adrgw.config.settings import MeterSettings, ReportPoint
 from adrgw.core.backoff import Backoff
@@ -46,8 +46,10 @@ class ReportService:
     """The 3.1 adapter's Reports (core.ports.Reports): plans, delivery loop, ledger."""
 
     def __init__(self, ven_name: str, meter: MeterSettings, points: Sequence[ReportPoint], samples: Readings,
-                 store: Store, client: Client, retry_max: float, history_hours: float) -> None:
+                 store: Store, client: Client, retry_max: float, history_hours: float,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         self.ven_name = ven_name
+        self.on_change = on_change
         self.meter = meter
         self.points = {p.resource_id: p.name for p in points}
         self.samples = samples
@@ -200,6 +202,7 @@ class ReportService:
         count = sum(len(r["intervals"]) for r in body["resources"])
         self.reports_sent += 1
         self.last_delivery = datetime.now(timezone.utc)
+        self.on_change()
         log.info("report %s for event %s accepted by the VTN (%s, %d interval(s) up to %s)%s", report_id,
                  plan.event_id, "created" if posted else "updated", count, _iso(hi),
                  "; its last" if done else "")

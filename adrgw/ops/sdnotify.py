@@ -15,7 +15,27 @@ import os
 import socket
 from typing import Callable, Mapping, Optional
 
+from adrgw.ops.facts import GatewayFacts
+
 log = logging.getLogger("adrgw.sdnotify")
+
+
+def status_line(facts: GatewayFacts) -> str:
+    """One line for systemd's STATUS (``systemctl status``): registration and reports."""
+    link = facts.link
+    parts = [f"registered as {link.ven_id}" if link.registered else f"not registered (attempt {link.attempts})"]
+    if facts.last_delivery is not None:
+        parts.append(f"last report {facts.last_delivery:%Y-%m-%d %H:%M:%S}Z")
+    parts.append(f"{facts.queue_depth} sample(s) queued")
+    if facts.meter.failures:
+        parts.append(f"meter failing ({facts.meter.failures} reads)")
+    if facts.schedule.event_id:
+        parts.append(f"event {facts.schedule.event_id} active")
+    if facts.storage_fault is not None:
+        parts.append(f"storage failing ({facts.storage_fault})")
+    if facts.dead_tasks:
+        parts.append(f"restarting task(s) {', '.join(facts.dead_tasks)}")
+    return "; ".join(parts)
 
 
 class Notifier:
@@ -77,3 +97,18 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def status_follower(notifier: Notifier) -> Callable[[GatewayFacts], None]:
+    """systemd's STATUS follows each status snapshot (written within a second of a change): a
+    listener for snapshot.SnapshotWriter that sends the line only when it differs from the last one
+    sent; the watchdog task still repeats it."""
+    sent: list[str] = []
+
+    def follow(facts: GatewayFacts) -> None:
+        line = status_line(facts)
+        if not sent or sent[0] != line:
+            sent[:] = [line]
+            notifier.status(line)
+
+    return follow

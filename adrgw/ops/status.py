@@ -1,17 +1,29 @@
 """``--status``: how the gateway is, read from its state directory (read-only, safe beside it).
 
 The running gateway keeps its events, opt-out state and undelivered samples in the sqlite store and
-rewrites a status snapshot there every few seconds (snapshot.py). This module opens that file
-read-only (sqlite ``mode=ro``: it never writes, never locks the gateway out), judges the facts with
-the shared health rule (health.py) and prints them for a person, or as JSON for scripts.
+rewrites a status snapshot there within a second of any change and at least every 10 s
+(snapshot.py). This module opens that file read-only (sqlite ``mode=ro``: it never writes, never
+locks the gateway out), judges the facts with the shared health rule (health.py) and prints them for
+a person, or as JSON for scripts.
 
-Exit codes: 0 healthy, 1 degraded (or not running), 2 for a config error (cli.py).
+One answer is one moment: every figure comes from the snapshot, taken by the gateway in one turn of
+its loop (the level, the event status and each event's status from the same events at the same
+instant), and the answer says how old that moment is (``as of``, ``snapshot_age_s``). Recomputing
+the events' status here at "now" instead mixed moments (issue 18: ``level 0`` beside an ``active``
+event); recomputing everything here would need the gateway's whole configuration and schedule rules
+and could still disagree with the point a BACnet client reads. Only a state without a snapshot (a
+gateway that never ran this version) falls back to the stored tables, evaluated at one instant.
+
+Exit codes: 0 healthy, 1 degraded (or not running), 2 for a config error (cli.py). Printing to a
+reader that went away (``--status --json | head -1``) ends quietly with the same code.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,9 +31,8 @@ from typing import Any, Optional
 
 from adrgw.ops import snapshot
 from adrgw.core.health import Health, HealthFacts, verdict
-from adrgw.core.schedule import event_from_dict
-from adrgw.openadr.report_store import OWED_FROM_SQL
-from adrgw.openadr3.ledger import OWED_FROM_SQL as OWED_FROM_SQL_31
+from adrgw.core.schedule import Event, event_from_dict
+from adrgw.persist.samples import EVERYTHING_OWED, Ledger
 from adrgw.persist.store import FILENAME
 
 EXIT_HEALTHY = 0
@@ -51,8 +62,9 @@ def _dt(text: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(text) if text else None
 
 
-def read_state(directory: str) -> StoredState:
-    """Read the store in ``directory`` without writing anything; StatusError when there is none."""
+def read_state(directory: str, ledger: Ledger = EVERYTHING_OWED) -> StoredState:
+    """Read the store in ``directory`` without writing anything; StatusError when there is none.
+    ``ledger``: how the configured protocol adapter records what the VTN acknowledged (links.py)."""
     path = Path(directory) / FILENAME
     if not path.is_file():
         raise StatusError(f"no gateway state in {str(Path(directory).resolve())!r} ({FILENAME} not found): "
@@ -72,11 +84,9 @@ def read_state(directory: str) -> StoredState:
         kv: dict[str, str] = dict(db.execute("SELECT key, value FROM kv")) if "kv" in tables else {}
         events = [json.loads(data) for _, data in db.execute("SELECT event_id, data FROM events")] \
             if "events" in tables else []
-        # Undelivered: what some report still owes the VTN (store.OWED_FROM_SQL); a store from before
+        # Undelivered: what some report still owes the VTN (the adapter's ledger); a store from before
         # the report service has no request tables, and every sample in it is undelivered.
-        owed = f" WHERE ts >= ({OWED_FROM_SQL})" if {"report_requests", "report_delivered"} <= tables else ""
-        if "oa3_report_plans" in tables:  # an OpenADR 3.1 gateway's ledger (adrgw/openadr3/ledger.py)
-            owed = f" WHERE ts >= ({OWED_FROM_SQL_31})"
+        owed = f" WHERE ts >= ({ledger.owed_from_sql})" if set(ledger.tables) <= tables else ""
         depth, oldest = (db.execute(f"SELECT COUNT(*), MIN(ts) FROM samples{owed}").fetchone()
                          if "samples" in tables else (0, None))
     except (sqlite3.Error, ValueError) as exc:
@@ -106,7 +116,21 @@ def running(state: StoredState, now: datetime) -> tuple[bool, str]:
     if age > STALE_SNAPSHOTS * period:
         return False, f"no snapshot for {age:.0f} s (last {snap.get('written_at')}): stopped without a clean " \
                       "shutdown, or stuck"
-    return True, f"running (pid {snap.get('pid')}, version {snap.get('version')}, snapshot {age:.0f} s old)"
+    return True, f"running (pid {snap.get('pid')}, version {snap.get('version')})"
+
+
+def as_of(state: StoredState, now: datetime) -> datetime:
+    """The moment every figure of the answer is from: the snapshot's, else (no snapshot) now."""
+    written = _dt((state.snapshot or {}).get("written_at"))
+    return written if written is not None and written < now else now
+
+
+def _queue(state: StoredState) -> tuple[int, Optional[datetime]]:
+    """The report queue as of the answer's moment: the snapshot's figures when it has them."""
+    snap = state.snapshot
+    if snap is not None and "queue_depth" in snap:
+        return int(snap.get("queue_depth") or 0), _dt(snap.get("oldest_queued"))
+    return state.queue_depth, state.oldest_queued
 
 
 def judge(state: StoredState, now: datetime) -> tuple[Health, str]:
@@ -118,46 +142,39 @@ def judge(state: StoredState, now: datetime) -> tuple[Health, str]:
         last_contact=_dt(snap.get("last_contact")),
         poll_period=timedelta(seconds=float(snap.get("poll_period_s") or 10.0)),
         meter_failures=int(snap.get("meter_failures") or 0),
-        oldest_queued=state.oldest_queued,
+        oldest_queued=_queue(state)[1],
         report_period=timedelta(seconds=float(period)) if period else None,
         storage_ok=bool(snap.get("storage_ok", True)),
         running=alive,
     )
-    # The VTN and meter facts are as of the snapshot (the gateway may have polled since; a stopped one
-    # was as it says at its stop): judge them at its time. Whether the snapshot is fresh is the
-    # "running" fact, judged at ``now``.
-    written = _dt(snap.get("written_at"))
-    at = written if written is not None and written < now else now
-    return verdict(facts, at), why
+    # Every fact is as of the snapshot (the gateway rewrites it within a second of a change and at
+    # the instant time alone changes the verdict; a stopped one was as it says at its stop): judge
+    # them at its time. Whether the snapshot is fresh is the "running" fact, judged at ``now``.
+    return verdict(facts, as_of(state, now)), why
 
 
-def _event_rows(state: StoredState, now: datetime) -> list[dict[str, Any]]:
-    rows = []
+def _event_rows(state: StoredState, at: datetime) -> list[dict[str, Any]]:
+    """The events as of ``at``: the snapshot's rows (the gateway's own evaluation at that instant),
+    else the stored events evaluated at ``at`` (a snapshot from before issue 18 has no rows)."""
+    rows = (state.snapshot or {}).get("events")
+    if isinstance(rows, list):
+        return rows
+    parsed: list[Event] = []
+    damaged: list[dict[str, Any]] = []
     for data in state.events:
         try:
-            event = event_from_dict(data)
+            parsed.append(event_from_dict(data))
         except (ValueError, KeyError, TypeError):
-            rows.append({"event_id": str(data.get("event_id")), "status": "damaged record"})
-            continue
-        rows.append({
-            "event_id": event.event_id,
-            "modification_number": int(event.revision.key[0]) if event.revision.key else 0,
-            "status": event.status(now),
-            "start": event.start.isoformat() if event.start else None,
-            "end": event.end.isoformat() if event.end else None,
-            "levels": [i.level for i in event.intervals],
-            "opt": "optOut" if event.opted_out else "optIn",
-            "signal": event.signal_name,
-            "priority": event.priority,
-            "test_event": event.test_event,
-        })
-    return sorted(rows, key=lambda r: r.get("start") or "")
+            damaged.append({"event_id": str(data.get("event_id")), "status": "damaged record"})
+    return snapshot.event_rows(parsed, at) + damaged
 
 
 def as_dict(state: StoredState, now: datetime) -> dict[str, Any]:
-    """Everything --status knows, JSON-ready (the --json output)."""
+    """Everything --status knows, JSON-ready (the --json output), all as of one moment (``as_of``)."""
     health, why = judge(state, now)
     snap = state.snapshot or {}
+    at = as_of(state, now)
+    depth, oldest = _queue(state)
     return {
         "health": health.word,
         "reasons": list(health.reasons),
@@ -165,20 +182,35 @@ def as_dict(state: StoredState, now: datetime) -> dict[str, Any]:
         "running": running(state, now)[0],
         "state_file": str(state.path),
         "checked_at": now.isoformat(),
+        # The moment every figure below is from, and how old it is when asked.
+        "as_of": at.isoformat(),
+        "snapshot_age_s": round((now - at).total_seconds(), 3) if state.snapshot is not None else None,
         "registration": {"ven_name": snap.get("ven_name"), "ven_id": snap.get("ven_id") or state.ven_id,
                          "vtn_url": snap.get("vtn_url"), "registered": bool(snap.get("registered")),
                          "last_contact": snap.get("last_contact"), "poll_period_s": snap.get("poll_period_s")},
-        "reports": {"queue_depth": state.queue_depth,
-                    "oldest_queued": state.oldest_queued.isoformat() if state.oldest_queued else None,
+        "reports": {"queue_depth": depth, "oldest_queued": oldest.isoformat() if oldest else None,
                     "last_delivery": snap.get("last_delivery"), "reports_sent": snap.get("reports_sent")},
         "meter": {"point": snap.get("meter"), "last_value": snap.get("meter_last_value"),
                   "unit": snap.get("meter_unit"), "last_read": snap.get("meter_last_read"),
                   "failures": snap.get("meter_failures"), "last_error": snap.get("meter_last_error")},
-        "opt_out": state.opt_out,
+        "opt_out": bool(snap["opt_out"]) if "opt_out" in snap else state.opt_out,
         "level": snap.get("level"),
+        "event_status": snap.get("event_status"),
         "active_event": snap.get("active_event"),
-        "events": _event_rows(state, now),
+        "events": _event_rows(state, at),
     }
+
+
+def _moment(info: dict[str, Any]) -> str:
+    """The "as of" line: when the figures are from, how old, and how fresh the gateway keeps them."""
+    at = _dt(info["as_of"])
+    assert at is not None
+    age = info.get("snapshot_age_s")
+    if age is None:
+        return f"{at:%Y-%m-%d %H:%M:%S}Z (no status snapshot: events from the state file at this moment)"
+    keeps = "rewritten within 1 s of a change, at least every 10 s" if info.get("running") else \
+        "the gateway's last snapshot"
+    return f"{at:%Y-%m-%d %H:%M:%S.%f}"[:-5] + f"Z (snapshot {age:.1f} s old; {keeps})"
 
 
 def _ago(text: Optional[str], now: datetime) -> str:
@@ -193,7 +225,8 @@ def as_text(info: dict[str, Any], now: datetime) -> list[str]:
     reg, rep, met = info["registration"], info["reports"], info["meter"]
     lines = [f"gateway: {info['health']}" + (f": {'; '.join(info['reasons'])}" if info["reasons"] else ""),
              f"  process       {info['gateway']}",
-             f"  state         {info['state_file']}"]
+             f"  state         {info['state_file']}",
+             f"  as of         {_moment(info)}"]
     registered = f"registered as {reg['ven_id']}" if reg["registered"] else \
         f"not registered (last venID {reg['ven_id'] or 'none'})"
     lines.append(f"  VTN           {registered} with {reg['vtn_url'] or '?'}")
@@ -206,8 +239,12 @@ def as_text(info: dict[str, Any], now: datetime) -> list[str]:
         f"{met['last_value']:g} {met['unit'] or ''} at {_ago(met['last_read'], now)}".replace("  ", " ")
     failing = f"; {met['failures']} failed read(s) in a row: {met['last_error']}" if met["failures"] else ""
     lines.append(f"  meter         {met['point'] or '?'}: {value}{failing}")
-    level = info["level"]
-    lines.append(f"  level         {level:g}" if isinstance(level, (int, float)) else "  level         ?")
+    level, status = info["level"], info.get("event_status")
+    shown = f"{level:g}" if isinstance(level, (int, float)) else "?"
+    if status:
+        shown += f" (event status {status}" + (f", event {info['active_event']})" if info.get("active_event")
+                                              else ")")
+    lines.append(f"  level         {shown}")
     lines.append(f"  opt state     {'opted out (ADR-Opt-Out active)' if info['opt_out'] else 'opted in'}")
     events = info["events"]
     lines.append(f"  events        {len(events)} stored" + (":" if events else ""))
@@ -221,11 +258,37 @@ def as_text(info: dict[str, Any], now: datetime) -> list[str]:
     return lines
 
 
-def main(directory: str, as_json: bool, now: Optional[datetime] = None) -> tuple[int, str]:
+def emit(text: str) -> bool:
+    """Print the answer; False when the reader went away (``--status --json | head -1``).
+
+    Why not let the error surface: a reader that stops after the first line is a normal use in a
+    pipe, not a failure of --status; the verdict (the exit code) does not depend on how much of the
+    text was read. stdout is pointed at /dev/null afterwards, so that Python's flush at exit does not
+    fail a second time ("Exception ignored ... BrokenPipeError")."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return False
+
+
+def run(directory: str, as_json: bool, ledger: Ledger = EVERYTHING_OWED) -> int:
+    """--status from the command line: print the answer, return the exit code."""
+    code, text = main(directory, as_json, ledger=ledger)
+    emit(text)
+    return code
+
+
+def main(directory: str, as_json: bool, now: Optional[datetime] = None,
+         ledger: Ledger = EVERYTHING_OWED) -> tuple[int, str]:
     """(exit code, text to print) for --status."""
     now = now or datetime.now(timezone.utc)
     try:
-        state = read_state(directory)
+        state = read_state(directory, ledger)
     except StatusError as exc:
         if as_json:
             return EXIT_DEGRADED, json.dumps({"health": "degraded", "reasons": [str(exc)], "running": False})

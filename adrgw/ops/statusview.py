@@ -1,9 +1,8 @@
-"""Everything the status page and /healthz show, gathered from the running gateway into plain data.
+"""Everything the status page shows, as plain data: the gateway's facts (facts.py) and the page's
+own histories (24 h of meter samples and events, persist/history.py).
 
 Why a separate step: rendering (pages.py, timeline.py, chart.py) stays pure and unit-tested, and the
-only I/O, two sqlite queries, runs on the Store's worker thread here. Collaborators are read through
-the accessors of metrics.py where one exists, and defensively where another issue may add things
-(ADR-Gateway-Status, a storage fault flag).
+only I/O here, the chart's sqlite query, runs on the Store's worker thread.
 """
 
 from __future__ import annotations
@@ -11,17 +10,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from adrgw.ops import metrics as M
+from adrgw.core.health import Health
 from adrgw.ops.chart import ChartData, render_chart
-from adrgw.core.health import Health, HealthFacts, verdict
-from adrgw.persist.history import EventHistory, MeterHistory, oldest_queued
-from adrgw.core.schedule import evaluate
+from adrgw.ops.facts import GatewayFacts
 from adrgw.ops.timeline import HISTORY, EventRecord
-
-if TYPE_CHECKING:
-    from adrgw.app import Gateway
+from adrgw.persist.history import EventHistory, MeterHistory
 
 
 @dataclass(frozen=True)
@@ -77,52 +72,24 @@ class ChartCache:
         self.value: Optional[tuple[list[tuple[float, float]], list[float], float, str]] = None
 
 
-def storage_ok(gw: "Gateway") -> bool:
-    """False during a storage fault episode (store.py: disk full, I/O error, read-only, removed)."""
-    return bool(gw.store.healthy)
+def write_rows(facts: GatewayFacts) -> list[WriteRow]:
+    return [WriteRow(name=w.name, target=w.target, priority=w.priority, holding=w.holding, wanted=w.wanted,
+                     confirmed_at=w.confirmed_at, failures=w.failures) for w in facts.writes]
 
 
-def health_facts(gw: "Gateway", oldest: Optional[datetime], store_readable: bool = True) -> HealthFacts:
-    link = gw.link
-    return HealthFacts(registered=M.registered(gw), last_contact=M.last_poll(gw), poll_period=link.poll_period,
-                       meter_failures=gw.sampler.failures, oldest_queued=oldest,
-                       report_period=gw.reports.report_period(),
-                       storage_ok=store_readable and storage_ok(gw))
-
-
-async def gather_health(gw: "Gateway", now: datetime) -> tuple[Health, Optional[datetime]]:
-    """The verdict; a store that cannot even be queried makes it degraded (never an HTTP 500)."""
-    try:
-        oldest = await oldest_queued(gw.store, gw.samples.ledger)
-    except Exception:  # noqa: BLE001 - sqlite, a closed store, a full disk: all mean "storage failing"
-        return verdict(health_facts(gw, None, store_readable=False), now), None
-    return verdict(health_facts(gw, oldest), now), oldest
-
-
-def _value(value: Any) -> Optional[str]:
-    return None if value is None else str(value)
-
-
-def write_rows(gw: "Gateway") -> list[WriteRow]:
-    rows = []
-    for w in M.writers(gw):
-        applied = w.applied
-        rows.append(WriteRow(name=w.target.name, target=str(w.target), priority=w.target.priority,
-                             holding=_value(applied[0]) if applied is not None else "unknown",
-                             wanted=_value(w.desired), confirmed_at=getattr(w, "confirmed_at", None),
-                             failures=w.failures))
-    return rows
-
-
-async def gather(gw: "Gateway", meter_history: MeterHistory, event_history: EventHistory,
-                 now: datetime, cache: Optional[ChartCache] = None) -> PageView:
-    c = gw.controller
-    s = gw.settings
-    state = evaluate(c.events.values(), now, c.apply_test_events)
-    interval = s.meter.interval
+async def page_view(facts: GatewayFacts, meter_history: MeterHistory, event_history: EventHistory,
+                    cache: Optional[ChartCache] = None) -> PageView:
+    """The page of ``facts`` (gathered by facts.collect at ``facts.at``) with the page's own
+    histories: the chart's samples are read from the store (on its thread), or reused from ``cache``."""
+    now = facts.at
+    labels = facts.labels
+    state = facts.schedule
+    interval = labels.meter_interval
+    unit = labels.meter_unit
     t1 = math.ceil(now.timestamp() / interval) * interval  # the chart's right edge: the next cadence instant
     events = list(event_history.records.values())
-    key = (meter_history.version, event_history.version, M.samples_delivered(gw), M.queue_depth(gw), t1)
+    key = (meter_history.version, event_history.version, float(facts.samples.delivered), float(facts.queue_depth),
+           t1)
     store_error: Optional[str] = None
     if cache is not None and cache.key == key and cache.value is not None:
         samples, queued, t0, svg = cache.value
@@ -140,20 +107,21 @@ async def gather(gw: "Gateway", meter_history: MeterHistory, event_history: Even
                   if r.event.start is not None and r.event.start.timestamp() >= t0]
         if known:
             t0 = max(t0, min(min(known) - 30.0, t1 - 600.0))
-        svg = render_chart(ChartData(samples=samples, queued=queued, interval=interval, unit=s.meter.unit), t0, t1)
+        svg = render_chart(ChartData(samples=samples, queued=queued, interval=interval, unit=unit), t0, t1)
         if cache is not None:
             cache.key, cache.value = key, (samples, queued, t0, svg)
-    health, oldest = await gather_health(gw, now)
+    status = facts.gateway_status
     return PageView(
-        now=now, device=f"{s.bacnet.device_name} (device {s.bacnet.device_id})", level=state.level,
+        now=now, device=labels.device, level=state.level,
         status=state.status, active_event=state.event_id, remaining=state.remaining, start_in=state.start_in,
-        opt_out=c.opt_out, vtn_online=M.vtn_online(gw), registered=M.registered(gw), ven_id=gw.link.ven_id,
-        registration_attempts=int(M.registration_attempts(gw)), last_poll=M.last_poll(gw),
-        last_report=M.last_report(gw), queue_depth=int(M.queue_depth(gw)), oldest_queued=oldest,
-        gateway_status=M.gateway_status(gw), health=health, events=events,
-        chart=ChartData(samples=samples, queued=queued, interval=interval, unit=s.meter.unit),
-        chart_window=(t0, t1), writes=write_rows(gw),
-        meter=f"{s.meter.address} {s.meter.object} every {interval:g} s", chart_svg=svg, store_error=store_error)
+        opt_out=facts.opt_out, vtn_online=facts.link.online, registered=facts.link.registered,
+        ven_id=facts.link.ven_id, registration_attempts=facts.link.attempts, last_poll=facts.link.last_contact,
+        last_report=facts.last_delivery, queue_depth=facts.queue_depth, oldest_queued=facts.oldest_queued,
+        gateway_status=(status, facts.gateway_status_text or "") if status is not None else None,
+        health=facts.health(), events=events,
+        chart=ChartData(samples=samples, queued=queued, interval=interval, unit=unit),
+        chart_window=(t0, t1), writes=write_rows(facts),
+        meter=f"{labels.meter_point} every {interval:g} s", chart_svg=svg, store_error=store_error)
 
 
-__all__ = ["ChartCache", "PageView", "WriteRow", "gather", "gather_health", "health_facts"]
+__all__ = ["ChartCache", "PageView", "WriteRow", "page_view", "write_rows"]

@@ -9,44 +9,16 @@ disappeared), this module only draws them. Each interval is drawn with its level
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 from typing import Optional, Sequence
 
 from adrgw.ops.chart import tick_step, time_label
-from adrgw.core.schedule import Event
+from adrgw.persist.history import EventRecord  # what the page looks back on (kept by persist)
 
 HISTORY = timedelta(hours=24)  # how far back the timeline looks
 MIN_AHEAD = timedelta(hours=2)  # the future shown at least; more when events are scheduled later
 MAX_AHEAD = timedelta(hours=24)
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """One event as the gateway knew it: its latest version and what happened to it."""
-
-    event: Event
-    first_seen: datetime
-    modifications: tuple[tuple[str, datetime], ...] = ()  # (revision label, when received)
-    removed_at: Optional[datetime] = None  # the VTN stopped listing it (implied cancellation)
-    cancelled_at: Optional[datetime] = None  # when the gateway received the cancellation
-
-    @property
-    def end(self) -> Optional[datetime]:
-        """When the event stopped (or will stop) driving the points: its last interval's end, cut by
-        a cancellation (at its randomized end if it has one, else when it was received) or by the
-        VTN no longer listing it."""
-        e = self.event
-        end = e.end
-        cut = None
-        if e.cancelled:
-            cut = e.cancel_at or self.cancelled_at
-        if self.removed_at is not None:
-            cut = self.removed_at if cut is None else min(cut, self.removed_at)
-        if cut is not None and (end is None or cut < end):
-            return cut
-        return end
 
 
 def window(records: Sequence[EventRecord], now: datetime,

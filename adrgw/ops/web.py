@@ -1,8 +1,9 @@
 """``[http] listen``: the read-only web server (status page, /metrics, /healthz) in the gateway's loop.
 
-Thin on purpose: routes gather data (statusview.py) and hand it to pure renderers (pages.py,
-metrics.py). What lives here is the hardening, because the server shares the loop with the BACnet
-device and the VEN and must never be what stops them:
+Thin on purpose: each request gathers the gateway's facts once (facts.py) and hands them to pure
+renderers (statusview.py and pages.py, metrics.py, the health verdict). What lives here is the
+hardening, because the server shares the loop with the BACnet device and the VEN and must never be
+what stops them:
 
 * only GET and HEAD; anything else 405; a request with a body 413; unknown paths 404;
 * request line and headers bounded (aiohttp's parser limits), bodies never read;
@@ -20,19 +21,17 @@ import json
 import logging
 import os
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 from aiohttp import web
 from aiohttp.web_server import Server
 
 from adrgw.core.clock import utc_now
-from adrgw.persist.history import EventHistory, MeterHistory
-from adrgw.ops.metrics import Metrics, ScrapeFacts
+from adrgw.ops.facts import FactSources, collect
+from adrgw.ops.metrics import Metrics
 from adrgw.ops.pages import render_page
-from adrgw.ops.statusview import ChartCache, gather, gather_health
-
-if TYPE_CHECKING:
-    from adrgw.app import Gateway
+from adrgw.ops.statusview import ChartCache, page_view
+from adrgw.persist.history import EventHistory, MeterHistory
 
 log = logging.getLogger("adrgw.web")
 
@@ -103,9 +102,9 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
 class StatusServer:
     """The aiohttp application and its listening socket, started and stopped with the Gateway."""
 
-    def __init__(self, gateway: "Gateway", listen: tuple[str, int], meter_history: MeterHistory,
+    def __init__(self, sources: FactSources, listen: tuple[str, int], meter_history: MeterHistory,
                  event_history: EventHistory, metrics: Metrics, clock: Clock = utc_now) -> None:
-        self.gateway = gateway
+        self.sources = sources
         self.listen = listen
         self.meter_history = meter_history
         self.event_history = event_history
@@ -175,19 +174,19 @@ class StatusServer:
 
     async def page(self, request: web.Request) -> web.Response:
         async with self._renders:
-            view = await gather(self.gateway, self.meter_history, self.event_history, self.clock(), self._chart)
+            facts = await collect(self.sources, self.clock)
+            view = await page_view(facts, self.meter_history, self.event_history, self._chart)
             body = render_page(view)
         return web.Response(text=body, content_type="text/html", charset="utf-8")
 
     async def prometheus(self, request: web.Request) -> web.Response:
-        health, oldest = await gather_health(self.gateway, self.clock())
-        body = self.metrics.render(ScrapeFacts(oldest_queued=oldest, healthy=health.healthy))
+        body = self.metrics.render(await collect(self.sources, self.clock))
         return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     async def healthz(self, request: web.Request) -> web.Response:
-        now = self.clock()
-        health, _ = await gather_health(self.gateway, now)
+        facts = await collect(self.sources, self.clock)
+        health = facts.health()
         body = {"status": health.word, "healthy": health.healthy, "reasons": list(health.reasons),
-                "checked_at": now.isoformat()}
+                "checked_at": facts.at.isoformat()}
         return web.Response(status=200 if health.healthy else 503, text=json.dumps(body),
                             content_type="application/json")

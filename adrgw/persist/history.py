@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Optional
 
@@ -20,7 +20,6 @@ from adrgw.core.clock import utc_now as _utc_now
 from adrgw.core.schedule import CANCELLED, COMPLETED, Event, event_from_dict, event_to_dict
 from adrgw.core.model import Sample
 from adrgw.persist.samples import Ledger
-from adrgw.ops.timeline import EventRecord
 
 log = logging.getLogger("adrgw.history")
 
@@ -33,6 +32,33 @@ CREATE TABLE IF NOT EXISTS event_history (event_id TEXT PRIMARY KEY, data TEXT N
 """
 
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One event as the gateway knew it: its latest version and what happened to it."""
+
+    event: Event
+    first_seen: datetime
+    modifications: tuple[tuple[str, datetime], ...] = ()  # (revision label, when received)
+    removed_at: Optional[datetime] = None  # the VTN stopped listing it (implied cancellation)
+    cancelled_at: Optional[datetime] = None  # when the gateway received the cancellation
+
+    @property
+    def end(self) -> Optional[datetime]:
+        """When the event stopped (or will stop) driving the points: its last interval's end, cut by
+        a cancellation (at its randomized end if it has one, else when it was received) or by the
+        VTN no longer listing it."""
+        e = self.event
+        end = e.end
+        cut = None
+        if e.cancelled:
+            cut = e.cancel_at or self.cancelled_at
+        if self.removed_at is not None:
+            cut = self.removed_at if cut is None else min(cut, self.removed_at)
+        if cut is not None and (end is None or cut < end):
+            return cut
+        return end
 
 
 class MeterHistory:
@@ -92,13 +118,6 @@ class MeterHistory:
             return samples, queued
 
         return await self._store.call(_query)
-
-
-async def oldest_queued(store: Any, ledger: Ledger) -> Optional[datetime]:
-    """The cadence instant of the oldest sample still waiting for the VTN, or None."""
-    ts = await store.call(lambda db: db.execute(
-        f"SELECT MIN(ts) FROM samples WHERE ts >= ({ledger.owed_from_sql})").fetchone()[0])
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
 
 
 class EventHistory:

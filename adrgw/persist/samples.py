@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from adrgw.core.model import Sample
 from adrgw.core.ratelog import Summary
@@ -28,10 +28,13 @@ class Ledger:
     ``schema``: the DDL of its tables (CREATE ... IF NOT EXISTS; run when the queue opens);
     ``owed_from_sql``: a scalar SELECT giving the oldest instant (epoch seconds) still owed to the VTN,
     -1e300 when everything is. Samples from there on are "undelivered": counted, bounded, never pruned.
+    ``tables``: the tables ``owed_from_sql`` reads (a state file from before them owes every sample:
+    ``--status`` reads such files too).
     """
 
     schema: str
     owed_from_sql: str
+    tables: tuple[str, ...] = ()
 
 
 # No acknowledgement bookkeeping: every sample is owed (tools and tests that only store samples).
@@ -54,9 +57,11 @@ class SampleQueue:
 
     WARN_EVERY = 3600.0  # seconds between "dropped" warnings
 
-    def __init__(self, store: Store, max_samples: int, ledger: Ledger) -> None:
+    def __init__(self, store: Store, max_samples: int, ledger: Ledger,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         """``ledger``: how the protocol adapter records what the VTN acknowledged (2.0b:
-        adrgw/openadr/report_store.LEDGER)."""
+        adrgw/openadr/report_store.LEDGER); ``on_change``: called when the number of undelivered
+        samples changes (the status snapshot follows)."""
         self._store = store
         self._ledger = ledger
         self._max = max(1, max_samples)
@@ -66,6 +71,12 @@ class SampleQueue:
         self.stored = 0  # samples inserted (all streams), for /metrics
         self.unstored = 0  # samples that could not be stored (storage fault): lost, counted
         self._drop_log = Summary(self.WARN_EVERY)
+        self.on_change = on_change
+
+    def _set_count(self, count: int) -> None:
+        if count != self._count:
+            self._count = count
+            self.on_change()
 
     async def open(self) -> None:
         if self._ledger.schema:
@@ -102,10 +113,11 @@ class SampleQueue:
         if not rows:
             return 0
         try:
-            inserted, self._count, dropped = await self._store.call(_put)
+            inserted, count, dropped = await self._store.call(_put)
         except StoreFault:
             self.unstored += len(rows)
             raise
+        self._set_count(count)
         self.stored += max(0, inserted)
         if dropped:
             self._note_dropped(dropped)
@@ -182,7 +194,7 @@ class SampleQueue:
     async def recount(self) -> None:
         """Count undelivered samples again (a report cursor moved); what left the count was delivered."""
         before = self._count
-        self._count = await self._store.call(_count_owed, self._ledger.owed_from_sql)
+        self._set_count(await self._store.call(_count_owed, self._ledger.owed_from_sql))
         self.delivered += max(0, before - self._count)
 
 

@@ -77,7 +77,9 @@ def _is_disk_full(exc: BaseException) -> bool:
 
 
 class Store:
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], on_change: Callable[[], None] = lambda: None) -> None:
+        """``on_change``: called when a storage fault episode starts or ends (the status snapshot
+        follows within a second: ops/snapshot.py)."""
         self.directory = Path(directory)
         self.path = self.directory / FILENAME
         self.reserve_path = self.directory / RESERVE_NAME
@@ -93,6 +95,7 @@ class Store:
         self._reserve_used = False
         self._healthy = asyncio.Event()
         self._healthy.set()
+        self.on_change = on_change
 
     @property
     def healthy(self) -> bool:
@@ -152,6 +155,7 @@ class Store:
         self._failing_since = time.monotonic()
         self.episodes += 1
         self._healthy.clear()
+        self.on_change()
         log.error("state storage failing (%s): %s; the gateway keeps working from memory and retries "
                   "every few seconds", self.directory, cause)
 
@@ -164,6 +168,7 @@ class Store:
         self.failing = None
         self.failed_writes = 0
         self._healthy.set()
+        self.on_change()
 
     async def open(self) -> None:
         """Open the state file; on a storage fault work from memory (never raises for the disk)."""

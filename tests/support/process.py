@@ -55,9 +55,10 @@ class Proc:
         return code, time.monotonic() - started
 
 
-async def spawn(*args: str, cwd: Path, home: Path) -> Proc:
-    """bacnet_server_ven.py with ``args`` in ``cwd`` (where its config.ini is), HOME at ``home``."""
-    env = dict(os.environ, HOME=str(home), PYTHONUNBUFFERED="1")
+async def spawn(*args: str, cwd: Path, home: Path, **extra_env: str) -> Proc:
+    """bacnet_server_ven.py with ``args`` in ``cwd`` (where its config.ini is), HOME at ``home``;
+    ``extra_env``: more environment variables (e.g. TMPDIR)."""
+    env = dict(os.environ, HOME=str(home), PYTHONUNBUFFERED="1", **extra_env)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(SCRIPT), *args, cwd=str(cwd), env=env,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)

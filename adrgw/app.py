@@ -58,10 +58,13 @@ STORE_CHECK_SECONDS = 2.0
 class Gateway:
     """Everything the daemon runs, started and stopped as one."""
 
-    def __init__(self, settings: Settings, notifier: Optional[Notifier] = None) -> None:
+    def __init__(self, settings: Settings, notifier: Optional[Notifier] = None, keeps_state: bool = True) -> None:
         """``notifier``: systemd's notify socket (the command line passes ``Notifier()``, which reads
-        $NOTIFY_SOCKET); None: a disabled one (a gateway run in-process by tests and benchmarks)."""
+        $NOTIFY_SOCKET); None: a disabled one (a gateway run in-process by tests and benchmarks).
+        ``keeps_state``: False for a demo, whose state directory is removed when it stops (its stop
+        line then does not promise the samples to a next start)."""
         self.settings = settings
+        self.keeps_state = keeps_state
         s = settings
         self.notifier = notifier if notifier is not None else Notifier(environ={})
         # Set by every part when something the status shows changes: the status snapshot
@@ -246,7 +249,7 @@ class Gateway:
         self.controller.close()
         await self.write_through.stop()  # relinquish before the BACnet stack goes away
         await self.device.stop()
-        if len(self.samples):
+        if len(self.samples) and self.keeps_state:
             oldest = None
             try:
                 oldest = await self.samples.oldest_owed()

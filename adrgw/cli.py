@@ -214,7 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 from adrgw.demo.demo31 import run_demo31
 
                 try:
-                    return asyncio.run(run_demo31(args.log_level or "INFO"))
+                    return asyncio.run(run_demo31(args.log_level or "INFO", command=invocation()))
                 except ConfigError as exc:  # a gateway without the 3.1 adapter refuses protocol = 3.1
                     for line in exc.problems:
                         print(line, file=sys.stderr)

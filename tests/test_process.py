@@ -102,12 +102,14 @@ async def run_status(command: str, cwd: Path) -> tuple[int, str]:
     return proc.returncode or 0, out.decode(errors="replace")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-async def test_demo_warns_of_moved_ports_answers_status_and_leaves_nothing_behind(tmp_path, sig) -> None:
+@pytest.mark.parametrize("sig,protocol", [(signal.SIGTERM, "2.0b"), (signal.SIGINT, "2.0b"), (signal.SIGTERM, "3.1")])
+async def test_demo_warns_of_moved_ports_answers_status_and_leaves_nothing_behind(tmp_path, sig, protocol) -> None:
+    """Both protocols' demos run the same way (adrgw/demo/embedded.run_demo): ports, demo.ini, the
+    --status hint, clean-up; the 3.1 one also moves ADR-Event-Level from its VTN's demo event."""
     temp = tmp_path / "tmp"  # the demo's temporary directory goes here (TMPDIR), to be looked at after
     temp.mkdir()
     with holding((socket.SOCK_STREAM, 8047), (socket.SOCK_DGRAM, 47808)):
-        proc = await spawn("--demo", cwd=tmp_path, home=tmp_path, TMPDIR=str(temp))
+        proc = await spawn("--demo", "--protocol", protocol, cwd=tmp_path, home=tmp_path, TMPDIR=str(temp))
         try:
             await wait_for(lambda: proc.has("ask it how it is: "), 30, what="the demo's --status hint")
         except BaseException:
@@ -143,7 +145,9 @@ async def test_demo_warns_of_moved_ports_answers_status_and_leaves_nothing_behin
             await asyncio.sleep(1.0)
         assert answer.startswith("gateway: healthy"), answer
         assert f"running (pid {proc.proc.pid}," in answer, answer
-        assert "registered as ven-1" in answer, answer
+        assert "registered as " in answer, answer
+        if protocol == "3.1":
+            await wait_for(lambda: proc.has("ADR-Event-Level -> 1.0"), 40, what="the 3.1 demo event's first level")
     finally:
         code, took = await proc.stop(sig)
     text = "\n".join(proc.lines)

@@ -18,14 +18,12 @@ import importlib.util
 import logging
 import os
 import signal
-import socket
 import sys
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from adrgw.demo.embedded import SimulatedMeter, free_port, tcp_port_free, udp_port_free
+from adrgw.demo.embedded import SimulatedMeter, demo_config, free_port, run_demo, tcp_port_free
 from adrgw.demo.vtn31 import MqttBroker, MqttBrokerError, Vtn31, mosquitto_path, utc_stamp
 
 log = logging.getLogger("adrgw.demo31")
@@ -208,62 +206,41 @@ async def run_peers31(out: Any = None) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# --demo --protocol 3.1
+# --demo --protocol 3.1: the same demo runner as 2.0b (adrgw/demo/embedded.run_demo), these peers
+
+
+def demo_ven_section31(vtn_url: str, mqtt: bool) -> str:
+    """The 3.1 demo gateway's [ven]."""
+    return ven_section(vtn_url, "demo-ven", mqtt) + "request_timeout = 5\nretry_max = 10\n"
 
 
 def demo_config31(vtn_url: str, mqtt: bool, gateway_port: int, meter_host: str, meter_port: int,
                   state_directory: str, http_port: int) -> str:
-    """The whole config.ini the 3.1 demo's gateway runs with (printed, so a newcomer can reuse it)."""
-    return ven_section(vtn_url, "demo-ven", mqtt) + f"""\
-request_timeout = 5
-retry_max = 10
-
-[bacnet]
-address = 127.0.0.1/8
-port = {gateway_port}
-device_id = 599
-routes = 12345={meter_host}:{meter_port}
-
-[meter]
-address = 12345:2
-object = analogInput 2
-interval = 5
-timeout = 2
-
-[state]
-directory = {state_directory}
-
-[http]
-listen = 127.0.0.1:{http_port}
-"""
+    """The whole config.ini the 3.1 demo's gateway runs with (written as the demo's demo.ini)."""
+    return demo_config(demo_ven_section31(vtn_url, mqtt), gateway_port, (meter_host, meter_port), http_port,
+                       state_directory)
 
 
-async def run_demo31(log_level: str = "INFO", out: Any = None) -> int:
-    """VTN (+ broker) + router/meter + a 3.1 gateway in one process on loopback."""
-    from adrgw.app import Gateway, run_until_signal
-    from adrgw.settings_load import load
+class DemoPeers31(Peers31):
+    """Peers31 as the demo runner wants them (embedded.DemoPeers): the VTN schedules its own events."""
 
-    gateway_port = 47808 if udp_port_free(47808) else free_port(socket.SOCK_DGRAM)
-    if gateway_port != 47808:
-        log.warning("UDP 47808 is in use on 127.0.0.1; the demo gateway uses port %d", gateway_port)
-    peers = Peers31(vtn_port=free_port(), meter_port=free_port(socket.SOCK_DGRAM, avoid=(gateway_port,)))
-    await peers.start()
-    assert peers.vtn is not None
-    state = tempfile.mkdtemp(prefix="adrgw-demo-state-")
-    text = demo_config31(peers.vtn.url, peers.mqtt, gateway_port, peers.meter.host, peers.meter.port, state,
-                         8047 if tcp_port_free(8047) else free_port())
-    config = Path(state) / "config.ini"
-    config.write_text(text)
-    stream = out or sys.stdout
-    stream.write(f"; the demo gateway's config.ini ({config})\n{text}")
-    stream.flush()
-    try:
-        settings = load(config)
-        gateway = Gateway(settings)
-    except BaseException:
-        await peers.stop()
-        raise
-    log.info("demo (OpenADR 3.1): VTN at %s%s, router at %s:%d (network 12345, meter 12345:2), gateway BACnet "
-             "device 599 on 127.0.0.1:%d. Ctrl-C stops.", peers.vtn.url,
-             f", MQTT {peers.broker.url}" if peers.broker else "", peers.meter.host, peers.meter.port, gateway_port)
-    return await run_until_signal(gateway, extra_stop=peers.stop)
+    def ven_section(self) -> str:
+        assert self.vtn is not None
+        return demo_ven_section31(self.vtn.url, self.mqtt)
+
+    def describe(self) -> str:
+        assert self.vtn is not None
+        mqtt = f", MQTT {self.broker.url}" if self.broker is not None and self.mqtt else ""
+        return (f"VTN (OpenADR 3.1) at {self.vtn.url}{mqtt}, router at {self.meter.host}:{self.meter.port} "
+                "(network 12345, meter 12345:2)")
+
+    async def drive(self, gateway: Any) -> None:
+        """Nothing to add: the VTN schedules the demo events once the VEN object exists."""
+        await asyncio.Event().wait()
+
+
+async def run_demo31(log_level: str = "INFO", command: str = "bacnet-server-ven") -> int:
+    """VTN (+ broker) + router/meter + a 3.1 gateway in one process on loopback (``--demo``'s runner:
+    the same ports, warnings, demo.ini, ``--status -c`` line and clean-up as the 2.0b demo)."""
+    return await run_demo(log_level, command,
+                          peers_for=lambda meter_port: DemoPeers31(vtn_port=free_port(), meter_port=meter_port))

@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 log = logging.getLogger("adrgw.demo")
 
@@ -431,20 +431,27 @@ DEMO_BACNET_PORT = 47808  # the usual BACnet/IP port
 DEMO_CONFIG = "demo.ini"  # in the demo's temporary directory, beside its state directory
 
 
-def demo_config(vtn_url: str, gateway_port: int, router: tuple[str, int], http_port: int,
-                state_directory: str) -> str:
-    """The config.ini that describes a running ``--demo``. The demo loads its own settings from it,
-    so the file is exactly what runs, and ``--status -c`` reads the demo's state through it (the
-    status command finds a gateway by its config's ``[state] directory``)."""
+def ven_section20b(vtn_url: str) -> str:
+    """The 2.0b demo's [ven]."""
     return f"""\
-; The running --demo, described as a config.ini (written by the demo, removed when it stops).
-; Ask it how it is with: bacnet-server-ven --status -c <this file>
 [ven]
 ven_name = demo-ven
 vtn_url = {vtn_url}
 request_timeout = 5
 retry_max = 10
+"""
 
+
+def demo_config(ven_section: str, gateway_port: int, router: tuple[str, int], http_port: int,
+                state_directory: str) -> str:
+    """The config.ini that describes a running ``--demo`` (either protocol: ``ven_section`` is its
+    [ven]). The demo loads its own settings from it, so the file is exactly what runs, and
+    ``--status -c`` reads the demo's state through it (the status command finds a gateway by its
+    config's ``[state] directory``)."""
+    return f"""\
+; The running --demo, described as a config.ini (written by the demo, removed when it stops).
+; Ask it how it is with: bacnet-server-ven --status -c <this file>
+{ven_section}
 [bacnet]
 address = 127.0.0.1/8
 port = {gateway_port}
@@ -463,23 +470,69 @@ listen = 127.0.0.1:{http_port}
 """
 
 
-class _DropKeptForNextStart(logging.Filter):
-    """The gateway's stop line says undelivered samples "are kept in ... for the next start". A demo
-    has no next start (its state directory is removed as it stops), so the demo drops that line and
-    logs its own, truthful one. Matched on the message's format string (adrgw/app.py, Gateway.stop);
-    tests/test_process.py fails if the demo's output says "for the next start" again."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.msg, str) and record.msg.endswith("for the next start"))
-
-
 def _write_text(path: str, text: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
 
-async def run_demo(log_level: str = "INFO", command: str = "bacnet-server-ven") -> int:
-    """VTN + router/meter + gateway in one process on loopback; events repeat every 2 minutes.
+class DemoPeers(Protocol):
+    """What a protocol's demo brings beside the gateway: its VTN (and broker), the router + meter.
+
+    ``start``/``stop``: bring them up and down; ``ven_section``: the gateway's [ven] for them;
+    ``describe``: one line saying where they are; ``drive``: the VTN side of the demo (schedule the
+    demo events) for the running ``gateway``, until cancelled."""
+
+    meter: "SimulatedMeter"
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def ven_section(self) -> str: ...
+
+    def describe(self) -> str: ...
+
+    async def drive(self, gateway: Any) -> None: ...
+
+
+class Peers20b:
+    """The 2.0b demo's peers: openleadr's VTN and the router + meter; a demo event every 2 minutes."""
+
+    def __init__(self, meter_port: int) -> None:
+        self.vtn = DemoVtn(port=free_port(), poll_freq=2.0)
+        self.meter = SimulatedMeter(port=meter_port)
+
+    async def start(self) -> None:
+        await self.vtn.start()
+        await self.meter.start()
+
+    async def stop(self) -> None:
+        await self.meter.stop()
+        await self.vtn.stop()
+
+    def ven_section(self) -> str:
+        return ven_section20b(self.vtn.url)
+
+    def describe(self) -> str:
+        return f"VTN at {self.vtn.url}, router at {self.meter.host}:{self.meter.port} (network 12345, meter 12345:2)"
+
+    async def drive(self, gateway: Any) -> None:
+        await gateway.link.registered.wait()
+        ven_id = gateway.link.ven_id or "ven-1"
+        first = True
+        while True:
+            start = datetime.now(timezone.utc) + timedelta(seconds=10 if first else 30)
+            event_id = self.vtn.add_event(ven_id, [1.0, 2.0, 3.0], start, timedelta(seconds=20))
+            log.info("VTN: scheduled demo event %s: levels 1, 2, 3 for 20 s each from %s",
+                     event_id, start.strftime("%H:%M:%S"))
+            first = False
+            await asyncio.sleep(120)
+
+
+async def run_demo(log_level: str = "INFO", command: str = "bacnet-server-ven",
+                   peers_for: Optional[Callable[[int], DemoPeers]] = None) -> int:
+    """Demo peers + gateway in one process on loopback (``peers_for(meter_port)``: the protocol's
+    peers; default the 2.0b ones: openleadr's VTN, events every 2 minutes).
 
     Everything it writes (its config and its state) lives in one temporary directory, removed when
     it stops: a demo leaves nothing behind and never replays an old run. ``command``: how this
@@ -493,9 +546,6 @@ async def run_demo(log_level: str = "INFO", command: str = "bacnet-server-ven") 
         # every pending SIMPLE event) are about the demo VTN, not the gateway: keep them out.
         logging.getLogger("openleadr").setLevel(logging.ERROR)
     workdir = tempfile.mkdtemp(prefix="adrgw-demo-")
-    kept_line = _DropKeptForNextStart()
-    gateway_log = logging.getLogger("adrgw")
-    gateway_log.addFilter(kept_line)
     removed = False
     gateway: Optional[Gateway] = None
 
@@ -514,7 +564,6 @@ async def run_demo(log_level: str = "INFO", command: str = "bacnet-server-ven") 
             log.info("demo: removed its temporary directory %s", workdir)
 
     try:
-        vtn = DemoVtn(port=free_port(), poll_freq=2.0)
         gateway_port = DEMO_BACNET_PORT if udp_port_free(DEMO_BACNET_PORT) else free_port(socket.SOCK_DGRAM)
         if gateway_port != DEMO_BACNET_PORT:
             log.warning("UDP %d is in use on 127.0.0.1; the demo gateway uses port %d", DEMO_BACNET_PORT,
@@ -523,42 +572,31 @@ async def run_demo(log_level: str = "INFO", command: str = "bacnet-server-ven") 
         if http_port != DEMO_HTTP_PORT:
             log.warning("TCP %d is in use on 127.0.0.1; the demo's status page is on http://127.0.0.1:%d/",
                         DEMO_HTTP_PORT, http_port)
-        meter = SimulatedMeter(port=free_port(socket.SOCK_DGRAM, avoid=(gateway_port,)))
-        await vtn.start()
-        await meter.start()
+        meter_port = free_port(socket.SOCK_DGRAM, avoid=(gateway_port,))
+        peers = peers_for(meter_port) if peers_for is not None else Peers20b(meter_port)
+        await peers.start()
         config_path = os.path.join(workdir, DEMO_CONFIG)
         await asyncio.to_thread(_write_text, config_path, demo_config(
-            vtn.url, gateway_port, (meter.host, meter.port), http_port, os.path.join(workdir, "state")))
-        settings = replace(await asyncio.to_thread(load, config_path), log_level=log_level)
-        gateway = Gateway(settings, notifier=Notifier())
-        running = gateway
-
-        async def schedule_events() -> None:
-            await running.link.registered.wait()
-            ven_id = running.link.ven_id or "ven-1"
-            first = True
-            while True:
-                start = datetime.now(timezone.utc) + timedelta(seconds=10 if first else 30)
-                event_id = vtn.add_event(ven_id, [1.0, 2.0, 3.0], start, timedelta(seconds=20))
-                log.info("VTN: scheduled demo event %s: levels 1, 2, 3 for 20 s each from %s",
-                         event_id, start.strftime("%H:%M:%S"))
-                first = False
-                await asyncio.sleep(120)
-
-        scheduler = asyncio.create_task(schedule_events())
+            peers.ven_section(), gateway_port, (peers.meter.host, peers.meter.port), http_port,
+            os.path.join(workdir, "state")))
+        try:
+            settings = replace(await asyncio.to_thread(load, config_path), log_level=log_level)
+            gateway = Gateway(settings, notifier=Notifier(), keeps_state=False)
+        except BaseException:
+            await peers.stop()
+            raise
+        driver = asyncio.create_task(peers.drive(gateway))
 
         async def stop_peers() -> None:
-            scheduler.cancel()
-            await asyncio.gather(scheduler, return_exceptions=True)
-            await meter.stop()
-            await vtn.stop()
+            driver.cancel()
+            await asyncio.gather(driver, return_exceptions=True)
+            await peers.stop()
             await remove_workdir()
 
-        log.info("demo: VTN at %s, router at %s:%d (network 12345, meter 12345:2), gateway BACnet device 599 "
-                 "on 127.0.0.1:%d. Ctrl-C stops.", vtn.url, meter.host, meter.port, gateway_port)
+        log.info("demo: %s, gateway BACnet device 599 on 127.0.0.1:%d. Ctrl-C stops.", peers.describe(),
+                 gateway_port)
         log.info("demo: its config and state are in %s (removed when it stops); from another terminal, "
                  "ask it how it is: %s --status -c %s", workdir, command, shlex.quote(config_path))
         return await run_until_signal(gateway, extra_stop=stop_peers)
     finally:
         await remove_workdir()
-        gateway_log.removeFilter(kept_line)

@@ -199,3 +199,87 @@ def test_config_2b_unchanged_and_31_keys_named_there(tmp_path) -> None:
 
     (tmp_path / "ok.ini").write_text(config_ini())
     assert load(tmp_path / "ok.ini").ven.protocol == "2.0b"
+
+
+# --- intervalPeriod semantics (spec: event.intervalPeriod "sets default start time and duration of
+# intervals"; an interval's own "may set temporal aspects of interval or override event.intervalPeriod")
+
+@pytest.mark.parametrize("now", ["0001-01-01", "0001-01-01T00:00:00", "0001-01-01T00:00:00Z",
+                                 "0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00.000Z", "0001-01-01t00:00:00z",
+                                 "0001-01-01T00:00:00-05:00", "0001-01-01T00:00:00+01:00"])
+def test_start_0001_01_01_is_now_in_every_rfc3339_spelling(now: str) -> None:
+    created = T0 - timedelta(minutes=1)
+    for raw in (event([iv(0, "SIMPLE", 1)], intervalPeriod={"start": now, "duration": "PT5M"},
+                      createdDateTime=iso(created)),
+                event([iv(0, "SIMPLE", 1, start=now)], createdDateTime=iso(created))):
+        e = E.event_from_oa3(wire.event(raw))
+        assert e.intervals[0].start == created and e.intervals[0].end == created + timedelta(minutes=5 if
+                                                                                               raw["intervals"][0].get("intervalPeriod") is None else 10)
+
+
+@given(st.lists(st.tuples(st.integers(0, 1000), st.sampled_from([None, 1, 5, 60])), min_size=1, max_size=8),
+       st.integers(1, 120))
+@hsettings(max_examples=60, deadline=None)
+def test_intervals_without_start_follow_one_another_in_list_order(items: list[tuple[int, Any]], default: int) -> None:
+    """Each interval without its own start begins where the previous one (in the list, not by id: the
+    spec says an interval id is "Not a sequence number") ended; its own duration overrides the event's
+    default for that interval only."""
+    raw = event([iv(n, "SIMPLE", 1, duration=f"PT{d}M") if d else iv(n, "SIMPLE", 1) for n, d in items],
+                intervalPeriod={"start": iso(T0), "duration": f"PT{default}M"})
+    e = E.event_from_oa3(wire.event(raw))
+    cursor = T0
+    for got, (_, d) in zip(e.intervals, items):
+        assert got.start == cursor and got.end == cursor + timedelta(minutes=d or default)
+        cursor = got.end
+
+
+def test_own_start_overrides_and_the_next_follows_it_with_the_default_duration() -> None:
+    raw = event([iv(7, "SIMPLE", 1, start=iso(T0 + timedelta(hours=2))), iv(3, "SIMPLE", 2),
+                 iv(1, "SIMPLE", 3, duration="P9999Y")])
+    e = E.event_from_oa3(wire.event(raw))
+    h2 = T0 + timedelta(hours=2)
+    assert [(i.start, i.end, i.level) for i in e.intervals] == [
+        (h2, h2 + timedelta(minutes=10), 1.0), (h2 + timedelta(minutes=10), h2 + timedelta(minutes=20), 2.0),
+        (h2 + timedelta(minutes=20), None, 3.0)]
+
+
+def test_an_interval_after_an_open_ended_one_never_starts_and_says_so() -> None:
+    raw = event([iv(0, "SIMPLE", 1), iv(1, "SIMPLE", 2)], intervalPeriod={"start": iso(T0), "duration": "P9999Y"})
+    dist = E.distribution([raw])
+    assert not dist.events and "interval 1 follows open-ended interval 0" in dist.malformed[0].reason
+
+
+def test_event_duration_does_not_loop_or_cut_intervals() -> None:
+    """Event ``duration`` "May be used to loop intervals. See User Guide." defines no rule: ignored."""
+    e = E.event_from_oa3(wire.event(event([iv(0, "SIMPLE", 1)], duration="PT1H")))
+    assert [(i.start, i.end) for i in e.intervals] == [(T0, T0 + timedelta(minutes=10))]
+
+
+# --- randomizeStart per interval: the core has one random offset per event, shifting every interval
+
+@given(st.one_of(st.none(), st.integers(0, 600)), st.lists(st.one_of(st.none(), st.integers(0, 600)), min_size=1,
+                                                            max_size=6))
+@hsettings(max_examples=80, deadline=None)
+def test_start_after_is_the_largest_randomize_start_any_interval_gets(event_level: Any, own: list[Any]) -> None:
+    raw = event([iv(n, "SIMPLE", 1, randomizeStart=f"PT{r}S") if r is not None else iv(n, "SIMPLE", 1)
+                 for n, r in enumerate(own)])
+    if event_level is not None:
+        raw["intervalPeriod"]["randomizeStart"] = f"PT{event_level}S"
+    effective = [r if r is not None else (event_level or 0) for r in own]
+    e = E.event_from_oa3(wire.event(raw))
+    assert e.start_after == timedelta(seconds=max(effective))
+    note = E.interval_randomize_note(wire.event(raw))
+    assert (note is None) == all(r is None for r in own)
+    if note is not None:
+        assert "applied event-wide" in note and f"PT{max(effective)}S" in note
+
+
+def test_per_interval_randomize_start_without_an_event_level_one() -> None:
+    raw = event([iv(0, "SIMPLE", 1), iv(1, "SIMPLE", 2, randomizeStart="PT5M"), iv(2, "SIMPLE", 3, randomizeStart="PT1M")])
+    e = E.event_from_oa3(wire.event(raw))
+    assert e.start_after == timedelta(minutes=5)
+    assert E.interval_randomize_note(wire.event(raw)) == (
+        "event event-1: randomizeStart of intervals 1, 2 applied event-wide (one random start offset in "
+        "[0, PT300S] shifts all its intervals)")
+    bad = event([iv(0, "SIMPLE", 1, randomizeStart="soon")])
+    assert E.interval_randomize_note(bad) is None and E.distribution([bad]).malformed

@@ -4,17 +4,24 @@ The core (adrgw/core/) holds the schedule and decides targeting, randomization a
 module only reads 3.1 objects into its types, as adrgw/openadr/events.py does for 2.0b:
 
 * timing: an interval's start and duration come from its own intervalPeriod, else from the event's
-  (the first interval starts at the event's start, each next one where the previous ended); a start
-  of 0001-01-01 ("now", User Guide) is the event's createdDateTime, so it stays put across re-reads;
-  a duration of P9999Y, PT0S or none is open-ended (an open interval followed by another ends where
-  that one starts);
+  (the first interval starts at the event's start, each next one where the previous ended, in list
+  order: the spec says an interval id is "Not a sequence number"); a start of 0001-01-01 ("now",
+  User Guide) is the event's createdDateTime, so it stays put across re-reads; a duration of P9999Y,
+  PT0S or none is open-ended (an open interval followed by another ends where that one starts; one
+  that would follow it without a start of its own never starts: the event is malformed). The event's
+  ``duration`` "May be used to loop intervals. See User Guide.": the 3.1.0 spec defines no rule for
+  that (how many loops, from where, a partial last one), so intervals are neither looped nor cut;
 * payloads: one core Signal per payloadType (its name; 3.1 has no signal type); the level's one
   (SIMPLE, or ``[points] signal_name``) drives ADR-Event-Level; a SIMPLE value outside 0..3, or a
   level payload that is not one number, makes the event malformed; a non-numeric or multi-valued
   payload of another type is not put on a point (a point shows one number);
 * priority: 3.1 says a lower number wins and 0 is the highest; the core says a lower non-zero number
   wins and 0 is the lowest: 3.1 ``p`` is the core's ``p + 1``, none is the core's 0;
-* randomizeStart of the event's intervalPeriod is the core's ``start_after``;
+* randomizeStart of the event's intervalPeriod is the core's ``start_after``. An interval's own one
+  overrides it for that interval, but the core has one random offset per event, shifting every
+  interval alike (shifting one interval alone would reorder or overlap them): ``start_after`` is the
+  largest randomizeStart any interval gets (its own, else the event's), and the link logs once per
+  event version that a per-interval value was applied event-wide (``interval_randomize_note``);
 * revision: modificationDateTime (a newer one replaces the event);
 * targets: 3.1 targets are strings. The adapter knows what the core cannot (our venName, the
   targets the VTN gave our VEN and resource objects): a match there makes the event ours; otherwise
@@ -54,15 +61,19 @@ def timeline(raw: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], datetime, 
     default: Optional[timedelta] = wire.duration(period["duration"], "intervalPeriod duration") \
         if wire.present(period, "duration") else None
     out: list[tuple[Mapping[str, Any], datetime, Optional[datetime]]] = []
+    previous: Optional[Mapping[str, Any]] = None
     for n, interval in enumerate(raw.get("intervals") or []):
         own = interval.get("intervalPeriod") or {}
         start = wire.date_time(own["start"], "start", now=created) if wire.present(own, "start") else cursor
+        if start is None and previous is not None:
+            raise Invalid(f"interval {interval.get('id', n)} follows open-ended interval {previous.get('id')} "
+                          "and has no start of its own: it never starts")
         if start is None:
             raise Invalid(f"interval {n} has no start (neither its own nor the event's intervalPeriod)")
         length = wire.duration(own["duration"], "duration") if wire.present(own, "duration") else default
         end = start + length if length else None
         out.append((interval, start, end))
-        cursor = end
+        cursor, previous = end, interval
     out.sort(key=lambda item: item[1])
     return [(iv, start, out[n + 1][1] if end is None and n + 1 < len(out) else end)
             for n, (iv, start, end) in enumerate(out)]
@@ -90,15 +101,47 @@ def event_from_oa3(raw: Mapping[str, Any], level_signal: Optional[str] = None) -
     parsed = tuple(Signal(name, "", tuple(sorted(ivs, key=lambda i: i.start))) for name, ivs in signals.items())
     level = next((s for s in parsed if s.name == level_name), None)
     span = tuple(Interval(start, end, 0.0) for _, start, end in spans)
-    period = raw.get("intervalPeriod") or {}
-    randomize = wire.duration(period["randomizeStart"], "randomizeStart") if wire.present(period, "randomizeStart") \
-        else None
+    randomize = max(randomize_starts(raw), default=None)
     priority = raw.get("priority")
     return Event(event_id=event_id, revision=revision(raw),
                  intervals=level.intervals if level is not None else span,
                  priority=int(priority) + 1 if priority is not None else 0,
                  signal_name=level.name if level is not None else (parsed[0].name if parsed else level_name),
                  start_after=randomize or timedelta(0), signals=parsed, has_level=level is not None)
+
+
+def _randomize(period: Mapping[str, Any], what: str) -> Optional[timedelta]:
+    """An intervalPeriod's randomizeStart (None: absent; P9999Y, "for ever", counts as none)."""
+    if not wire.present(period, "randomizeStart"):
+        return None
+    return wire.duration(period["randomizeStart"], what) or timedelta(0)
+
+
+def randomize_starts(raw: Mapping[str, Any]) -> list[timedelta]:
+    """The randomizeStart each interval of a validated event gets: its own, else the event's, else 0."""
+    default = _randomize(raw.get("intervalPeriod") or {}, "randomizeStart") or timedelta(0)
+    out = []
+    for interval in raw.get("intervals") or []:
+        own = _randomize(interval.get("intervalPeriod") or {}, "interval randomizeStart")
+        out.append(default if own is None else own)
+    return out
+
+
+def interval_randomize_note(raw: Mapping[str, Any]) -> Optional[str]:
+    """What to log (once per event version) when intervals of a validated event have a randomizeStart
+    of their own: the core applies one offset to the whole event; None when none has, or when the
+    event is malformed (never raises: the link calls it on what the VTN sent)."""
+    try:
+        own = [str(iv.get("id")) for iv in raw.get("intervals") or []
+               if wire.present(iv.get("intervalPeriod") or {}, "randomizeStart")]
+        widest = max(randomize_starts(raw), default=timedelta(0)) if own else None
+    except (Invalid, TypeError, AttributeError, ValueError, OverflowError):
+        return None
+    if widest is None:
+        return None
+    seconds = f"{widest.total_seconds():.3f}".rstrip("0").rstrip(".")
+    return (f"event {raw.get('id')}: randomizeStart of intervals {', '.join(own)} applied event-wide (one random "
+            f"start offset in [0, PT{seconds}S] shifts all its intervals)")
 
 
 def criteria(raw: Mapping[str, Any], mine: AbstractSet[str]) -> TargetCriteria:
@@ -136,4 +179,5 @@ def spans(raw: Mapping[str, Any]) -> list[tuple[datetime, Optional[datetime]]]:
     return [(start, end) for _, start, end in timeline(raw)]
 
 
-__all__ = ["criteria", "distribution", "event_from_oa3", "revision", "spans", "timeline"]
+__all__ = ["criteria", "distribution", "event_from_oa3", "interval_randomize_note", "randomize_starts", "revision",
+           "spans", "timeline"]

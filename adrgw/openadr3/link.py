@@ -88,6 +88,7 @@ class Link31:
         self._full = True
         self._wake = asyncio.Event()
         self._not_ours_logged: set[tuple[str, str]] = set()
+        self._randomize_logged: set[tuple[str, str]] = set()  # per-interval randomizeStart noted (id, version)
         self._malformed_seen: set[tuple[Optional[str], str]] = set()
         self._last_good: dict[str, Event] = {}
         self._missing_logged: set[str] = set()
@@ -363,6 +364,17 @@ class Link31:
                                 ", ".join(sorted(dist.targets.get(outcome.event_id, {}).get("ven_id", ()))))
         self._not_ours_logged = foreign  # logged once while listed; the set stays bounded
         not_ours = {o.event_id for o in outcomes if o.outcome is Outcome.NOT_TARGETED}
+        noted: set[tuple[str, str]] = set()
+        for event in dist.events:
+            raw_event = self._events.get(event.event_id)
+            note = E.interval_randomize_note(raw_event) \
+                if isinstance(raw_event, Mapping) and event.event_id not in not_ours else None
+            if note is not None:
+                key = (event.event_id, event.revision.label)
+                noted.add(key)
+                if key not in self._randomize_logged:
+                    log.info("%s", note)
+        self._randomize_logged = noted  # once per event version while listed; bounded as above
         planned: dict[str, tuple[Mapping[str, Any], list[tuple[datetime, Optional[datetime]]]]] = {}
         for event in dist.events:
             if event.event_id in not_ours:

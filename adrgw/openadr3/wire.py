@@ -21,8 +21,10 @@ DURATION = re.compile(r"^(-?)P(?=\d|T\d)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)([DW]))?"
                       r"(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 OBJECT_TYPES = ("PROGRAM", "EVENT", "REPORT", "SUBSCRIPTION", "VEN", "RESOURCE")
 OPERATIONS = ("CREATE", "READ", "UPDATE", "DELETE")
-# User Guide: a start of 0001-01-01 means "now"; a duration of P9999Y means "for ever".
-NOW_STARTS = ("0001-01-01", "0001-01-01T00:00:00", "0001-01-01T00:00:00Z")
+# User Guide: a start of 0001-01-01 means "now"; a duration of P9999Y means "for ever". The spec names
+# "0001-01-01" and "0001-01-01T00:00:00"; any RFC 3339 spelling of that midnight counts too (an offset
+# or a zero fraction must not turn "now" into year 1, nor a positive offset into an overflow).
+NOW_START = re.compile(r"^0001-01-01([Tt ]00:00:00(\.0+)?([Zz]|[+-]\d\d:\d\d)?)?$")
 FOREVER_YEARS = 9999
 INT32 = (-2 ** 31, 2 ** 31 - 1)
 
@@ -89,7 +91,7 @@ def date_time(value: Any, what: str, now: Optional[datetime] = None) -> datetime
     """RFC 3339 with an offset; the User Guide's "0001-01-01" (now) becomes ``now`` when given."""
     if not isinstance(value, str) or len(value) > 64:
         raise Invalid(f"{what} is not a date-time")
-    if value in NOW_STARTS and now is not None:
+    if now is not None and NOW_START.match(value):
         return now
     if not re.match(r"^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$", value):
         raise Invalid(f"{what} {value[:40]!r} is not an RFC 3339 date-time")

@@ -3,6 +3,7 @@ targets, malformed), the report schedule and bodies, the wire checks, and the [v
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -283,3 +284,17 @@ def test_per_interval_randomize_start_without_an_event_level_one() -> None:
         "[0, PT300S] shifts all its intervals)")
     bad = event([iv(0, "SIMPLE", 1, randomizeStart="soon")])
     assert E.interval_randomize_note(bad) is None and E.distribution([bad]).malformed
+
+
+# The 3.1.0 spec's duration pattern (schema `duration`), copied from the OpenAPI file.
+SPEC_DURATION = re.compile(r"^(-?)P(?=\d|T\d)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)([DW]))?(?:T(?:(\d+)H)?(?:(\d+)M)?"
+                           r"(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+@given(seconds=st.floats(0, 1e10, allow_nan=False))
+def test_iso_duration_matches_the_spec_pattern_and_reads_back(seconds: float) -> None:
+    """``:g`` wrote 1,000,000 s as PT1e+06S, which the spec's pattern refuses."""
+    text = wire.iso_duration(seconds)
+    assert SPEC_DURATION.match(text), text
+    back = wire.duration(text, "test")
+    assert back is not None and abs(back.total_seconds() - seconds) <= 1e-6 * max(1.0, seconds)

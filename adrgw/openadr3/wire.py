@@ -135,8 +135,12 @@ def iso(value: datetime) -> str:
 
 
 def iso_duration(seconds: float) -> str:
-    """PT10S, PT0.5S: the form the spec's pattern accepts."""
-    return f"PT{seconds:g}S" if seconds >= 0 else "PT0S"
+    """PT10S, PT0.5S, PT1000000S: the form the spec's pattern accepts (seconds as a plain decimal,
+    never in exponent form, which ``:g`` gives from 1e6 s on; to the microsecond)."""
+    if not seconds > 0 or not math.isfinite(seconds):
+        return "PT0S"
+    text = f"{seconds:.6f}".rstrip("0").rstrip(".")
+    return f"PT{text}S"
 
 
 def compact(value: Any) -> Any:

@@ -2,7 +2,7 @@
 the event-loop lag (how long the loop was blocked) meanwhile; real VTN and routed meter on loopback.
 
 Run:  .venv/bin/python bench/bench_cadence.py           (about 12 minutes)
-      .venv/bin/python bench/bench_cadence.py --quick   (smoke run)
+      .venv/bin/python bench/bench_cadence.py --quick   (smoke run: 2 s and 1 s intervals, a few samples each)
 Writes bench/results/cadence.json.
 """
 
@@ -65,7 +65,7 @@ async def main() -> None:
     args = parser.parse_args()
     logsetup.setup("ERROR")
     result: dict[str, object] = {"machine": machine(), "quick": args.quick}
-    for interval, seconds in ((10.0, 25.0), (1.0, 5.0)) if args.quick else ((10.0, 600.0), (1.0, 120.0)):
+    for interval, seconds in ((2.0, 5.0), (1.0, 3.0)) if args.quick else ((10.0, 600.0), (1.0, 120.0)):
         result.update(await cadence(interval, seconds))
     print(result["machine"])
     for key, value in result.items():

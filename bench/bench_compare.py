@@ -10,7 +10,9 @@
    polls) and busy (0.2 s meter, 1 s polls).
 
 Run:  .venv/bin/python bench/bench_compare.py           (about 6 minutes)
-      .venv/bin/python bench/bench_compare.py --quick   (smoke run)
+      .venv/bin/python bench/bench_compare.py --quick   (smoke run, ~20 s: shorter steps, a 2 s seed check
+                                                         loop, one delivery trial, the cost processes settled
+                                                         by READY instead of a fixed 5 s)
 Prints median / p95 / max and writes bench/results/compare.json.
 """
 
@@ -64,7 +66,8 @@ def bacnet_app(port: int, device_id: int, objects: list[Any] = ()) -> Any:  # ty
         *objects])
 
 
-async def boundary_lag(intervals: int, step: float) -> dict[str, Any]:
+async def boundary_lag(intervals: int, step: float, seed_period: float = SEED_PERIOD, lead: float = 3.0,
+                       quick: bool = False) -> dict[str, Any]:
     from bacpypes3.basetypes import PropertyIdentifier
     from bacpypes3.pdu import Address
     from bacpypes3.primitivedata import ObjectIdentifier
@@ -83,7 +86,7 @@ async def boundary_lag(intervals: int, step: float) -> dict[str, Any]:
     async def seed_loop() -> None:  # the seed-style design: look every 5 s
         while not stop.is_set():
             seed_point.presentValue = evaluate(gateway.controller.events.values(), datetime.now(timezone.utc)).level
-            await asyncio.sleep(SEED_PERIOD)
+            await asyncio.sleep(seed_period)
 
     devices = {"gateway": Address(f"127.0.0.1:{gateway.settings.bacnet.port}"),
                "seed": Address(f"127.0.0.1:{seed_port}")}
@@ -112,12 +115,20 @@ async def boundary_lag(intervals: int, step: float) -> dict[str, Any]:
 
     await asyncio.wait_for(gateway.link.registered.wait(), 10)
     tasks = [asyncio.create_task(c) for c in (seed_loop(), poll("gateway"), poll("seed"), cov("gateway"), cov("seed"))]
-    start = (datetime.now(timezone.utc) + timedelta(seconds=3)).replace(microsecond=0) + timedelta(seconds=1)
+    start = (datetime.now(timezone.utc) + timedelta(seconds=lead)).replace(microsecond=0) + timedelta(seconds=1)
     levels = [float(n % 3 + 1) for n in range(intervals)]
     vtn.add_event(gateway.link.ven_id, levels, start, timedelta(seconds=step))
     boundaries = [(start + n * timedelta(seconds=step)).timestamp() for n in range(intervals + 1)]
     expected = levels + [0.0]
-    await asyncio.sleep(max(0.0, boundaries[-1] - time.time()) + SEED_PERIOD + 1)
+    settle_until = boundaries[-1] + seed_period + 1
+    await asyncio.sleep(max(0.0, boundaries[-1] - time.time()))
+    if quick:  # the smoke run stops as soon as every observer saw the last level (only the first change counts)
+        while time.time() < settle_until and not all(
+                any(t >= boundaries[-1] - 0.001 and v == expected[-1] for t, v in data[name])
+                for data in (seen_poll, seen_cov) for name in devices):
+            await asyncio.sleep(0.05)
+    else:
+        await asyncio.sleep(max(0.0, settle_until - time.time()))
     stop.set()
     for task in tasks:
         task.cancel()
@@ -221,7 +232,7 @@ async def server_load(seconds: float) -> dict[str, Any]:
     return {"readproperty_per_second": round(count / elapsed, 1), "boundary_lag_under_load_ms": figures(lags)}
 
 
-async def process_cost(seconds: float, starts: int) -> dict[str, Any]:
+async def process_cost(seconds: float, starts: int, quick: bool = False) -> dict[str, Any]:
     vtn, meter = await start_peers(10.0)
     home = Path(tempfile.mkdtemp(prefix="adrgw-bench-proc-"))
     results: dict[str, Any] = {}
@@ -272,14 +283,21 @@ timeout = {min(1.0, interval * 0.5)}
         await stop(proc)
     results["start_to_ready_ms"] = figures(ready_times)
     for label, interval in (("idle", 10.0), ("busy", 0.2)):
+        t0 = time.perf_counter()
         proc = await spawn(interval)
-        await asyncio.sleep(5)
+        if quick:  # the smoke run: settled once READY (its start-up time counts as a start) and 1 s more
+            ready_times.append(await asyncio.wait_for(wait_ready(t0), 60) * 1000)
+            await asyncio.sleep(1)
+        else:
+            await asyncio.sleep(5)
         c0, t0 = cpu_seconds(proc.pid), time.monotonic()
         await asyncio.sleep(seconds)
         c1, t1 = cpu_seconds(proc.pid), time.monotonic()
         results[f"{label}_cpu_percent"] = round(100 * (c1 - c0) / (t1 - t0), 2)
         results[f"{label}_rss_mb"] = round(rss_mb(proc.pid), 1)
         await stop(proc)
+    if quick:
+        results["start_to_ready_ms"] = figures(ready_times)
     sock.close()
     await meter.stop()
     await vtn.stop()
@@ -293,12 +311,15 @@ async def main() -> None:
     logsetup.setup("ERROR")
     q = args.quick
     result: dict[str, Any] = {"machine": machine(), "quick": q}
-    result.update(await boundary_lag(intervals=2 if q else 12, step=6.0))
-    result.update(await event_delivery(1.0, 2 if q else 10))
+    if q:
+        result.update(await boundary_lag(intervals=2, step=2.0, seed_period=2.0, lead=2.0, quick=True))
+    else:
+        result.update(await boundary_lag(intervals=12, step=6.0))
+    result.update(await event_delivery(1.0, 1 if q else 10))
     if not q:
         result.update(await event_delivery(10.0, 6))
     result.update(await server_load(4 if q else 20))
-    result.update(await process_cost(3 if q else 60, 1 if q else 5))
+    result.update(await process_cost(1.5 if q else 60, 0 if q else 5, quick=q))
     print(result["machine"])
     for key, value in result.items():
         if isinstance(value, dict):

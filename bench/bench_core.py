@@ -123,7 +123,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     args = parser.parse_args()
     logsetup.setup("WARNING")
-    intervals, meter_seconds, settle, measure = (2, 4, 3, 3) if args.quick else (20, 60, 20, 60)
+    intervals, meter_seconds, settle, measure = (2, 4, 2, 1.5) if args.quick else (20, 60, 20, 60)
     result: dict[str, object] = {"machine": machine(), "quick": args.quick}
     result.update(await boundary_and_cadence(intervals, meter_seconds))
     result.update(await demo_cost(settle, measure))

@@ -88,7 +88,7 @@ async def run2b(n: int, period: float) -> list[float]:
 
 async def main() -> None:
     quick = "--quick" in sys.argv
-    n, period = (3, 2.0) if quick else (20, 10.0)  # the smoke run polls every 2 s
+    n, period = (2, 1.0) if quick else (20, 10.0)  # the smoke run polls every 1 s
     print(C.machine())
     result = {"machine": C.machine(), "events_per_mode": n, "poll_period_s": period}
     for name, run in (("3.1 MQTT (poll_interval 30 s)", lambda: run31("mqtt", n, period)),

@@ -14,7 +14,7 @@ Measured:
   lag_flood_ms  the same while 16 clients in another process request / as fast as they can
 
 Run:  .venv/bin/python bench/bench_page.py            (about 3 minutes)
-      .venv/bin/python bench/bench_page.py --quick    (smoke run)
+      .venv/bin/python bench/bench_page.py --quick    (smoke run: 3 renders, events of two 1 s intervals)
       .venv/bin/python bench/bench_page.py --screenshot docs/status-page.png   (needs chromium)
 Writes bench/results/page.json.
 """
@@ -91,7 +91,7 @@ def prefill(state_dir: str, interval: float, now: float) -> int:
     return len(rows)
 
 
-async def boundary_lags(gateway: Any, vtn: Any, intervals: int, step: float) -> list[float]:
+async def boundary_lags(gateway: Any, vtn: Any, intervals: int, step: float, lead: float = 4.0) -> list[float]:
     """Schedule an event of ``intervals`` intervals of ``step`` s (levels alternating 1, 2) and return
     how late (ms) the level changed after each boundary."""
     changes: list[tuple[float, float]] = []
@@ -104,11 +104,11 @@ async def boundary_lags(gateway: Any, vtn: Any, intervals: int, step: float) -> 
         return changed
 
     gateway.device.set_level = spy
-    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=4)
+    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=lead)
     levels = [1.0 + (k % 2) for k in range(intervals)]
     vtn.add_event(gateway.link.ven_id, levels, start, timedelta(seconds=step))
     boundaries = [start.timestamp() + k * step for k in range(intervals + 1)]
-    deadline = time.time() + 4 + intervals * step + 10
+    deadline = time.time() + lead + intervals * step + 10
     while len(changes) < len(boundaries) and time.time() < deadline:
         await asyncio.sleep(0.1)
     gateway.device.set_level = original
@@ -157,7 +157,8 @@ async def main() -> None:
     parser.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the page at the end")
     args = parser.parse_args()
     logsetup.setup("ERROR")
-    runs, intervals, step = (10, 3, 2.0) if args.quick else (200, 30, 2.0)
+    # lead: how far ahead each event starts (the VTN polls every second); tail: the flood's extra seconds
+    runs, intervals, step, lead, tail = (3, 2, 1.0, 3.0, 1.5) if args.quick else (200, 30, 2.0, 4.0, 3.0)
     vtn, meter = await start_peers(1.0)
     settings = gateway_settings(vtn, meter, interval=10.0, timeout=3.0, name="page-ven")
     settings = replace(settings, http=HttpSettings(listen=("127.0.0.1", 0)))
@@ -193,12 +194,12 @@ async def main() -> None:
             async with session.get(url) as resp:
                 await resp.read()
             http_ms.append((time.perf_counter() - t0) * 1000)
-    lag_idle = await boundary_lags(gateway, vtn, intervals, step)
-    seconds = 4 + intervals * step + 3
+    lag_idle = await boundary_lags(gateway, vtn, intervals, step, lead)
+    seconds = lead + intervals * step + tail
     flood = await asyncio.create_subprocess_exec(sys.executable, "-c", FLOOD, str(gateway.web.port), str(seconds),
                                                  stdout=asyncio.subprocess.PIPE)
     await asyncio.sleep(0.5)
-    lag_flood = await boundary_lags(gateway, vtn, intervals, step)
+    lag_flood = await boundary_lags(gateway, vtn, intervals, step, lead)
     out, _ = await flood.communicate()
     served, failed = (int(n) for n in out.split())
     await gateway.stop()

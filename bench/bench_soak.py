@@ -3,7 +3,7 @@ interval and short repeating events, for a long time; RSS, open file descriptors
 and event-loop lag are recorded over time. None may grow without bound.
 
 Run:  .venv/bin/python bench/bench_soak.py --minutes 30     (the README's figures)
-      .venv/bin/python bench/bench_soak.py --quick          (smoke run, ~20 s)
+      .venv/bin/python bench/bench_soak.py --quick          (smoke run, ~10 s: one event of 1.5 s intervals)
 Prints a table and writes bench/results/soak.json (and soak-quick.json).
 """
 
@@ -37,8 +37,9 @@ async def main() -> None:
     parser.add_argument("--meter-interval", type=float, default=0.2)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    minutes = 0.33 if args.quick else args.minutes
-    sample_every = 5.0 if args.quick else 30.0
+    minutes = 0.15 if args.quick else args.minutes
+    sample_every = 3.0 if args.quick else 30.0
+    step = 1.5 if args.quick else 3.0  # the event's intervals: the smoke run's one event ends before it does
     logsetup.setup("WARNING")
     vtn, meter = await start_peers(1.0)
     settings = gateway_settings(vtn, meter, interval=args.meter_interval,
@@ -60,7 +61,7 @@ async def main() -> None:
     async def events() -> None:
         while not stop.is_set():
             start = datetime.now(timezone.utc) + timedelta(seconds=2)
-            vtn.add_event(gateway.link.ven_id or "ven-1", [1.0, 2.0, 3.0], start, timedelta(seconds=3))
+            vtn.add_event(gateway.link.ven_id or "ven-1", [1.0, 2.0, 3.0], start, timedelta(seconds=step))
             await asyncio.sleep(15)
 
     probes = [asyncio.create_task(lag_probe()), asyncio.create_task(events())]

@@ -802,21 +802,7 @@ def _report_point(section: configparser.SectionProxy, title: str, name: str, pro
     point_name = title[len("report."):]
     if not re.match(r"^[A-Za-z0-9_.-]+$", point_name):
         problems.append(f"{name}: [{title}]: the name after 'report.' may use letters, digits, _ . and - only")
-    values: dict[str, Any] = {}
-    for key in section:
-        if key not in schema:
-            problems.append(f"{name}: [{title}] {key}: unknown key{inifile.did_you_mean(key, schema)}")
-    for key, (parse, default) in schema.items():
-        raw = section.get(key, "").strip()
-        if not raw:
-            if default is REQUIRED:
-                problems.append(f"{name}: [{title}] {key}: required but missing")
-            values[key] = default
-            continue
-        try:
-            values[key] = parse(raw)
-        except ValueError as exc:
-            problems.append(f"{name}: [{title}] {key}: {exc}")
+    values = _parse_keys({key: section[key].strip() for key in section}, schema, f"{name}: [{title}]", problems)
     if len(problems) == before:
         for check in checks:
             check(values, f"{name}: [{title}]", problems)

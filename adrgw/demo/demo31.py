@@ -17,7 +17,6 @@ import asyncio
 import importlib.util
 import logging
 import os
-import signal
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -170,7 +169,8 @@ def rehearsal_config31(vtn_url: str, mqtt: bool, state_directory: str = "./rehea
 
 async def run_peers31(out: Any = None) -> int:
     """The rehearsal peers with the 3.1 VTN on their fixed ports; the config on ``out`` (stdout)."""
-    from adrgw.demo.peers import PEER_BAS_PORT, PEER_HOST, PEER_ROUTER_PORT, PEER_VTN_PORT, PeerError, check_ports
+    from adrgw.demo.peers import (PEER_BAS_PORT, PEER_HOST, PEER_ROUTER_PORT, PEER_VTN_PORT, PeerError, check_ports,
+                                  serve_until_signal)
 
     try:
         check_ports()
@@ -184,25 +184,11 @@ async def run_peers31(out: Any = None) -> int:
                     bas_port=PEER_BAS_PORT, extra_points=4, host=PEER_HOST)
     await peers.start()
     assert peers.vtn is not None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    stream = out or sys.stdout
-    stream.write(rehearsal_config31(peers.vtn.url, peers.mqtt))
-    stream.flush()
-    log.info("rehearsal peers (OpenADR 3.1): VTN %s%s; BACnet router %s:%d (meter 12345:2); building "
-             "controller %s:%d (device 4001). The config.ini for a gateway is on standard output. Ctrl-C stops.",
-             peers.vtn.url, f", MQTT {peers.broker.url}" if peers.broker else "", PEER_HOST, PEER_ROUTER_PORT,
-             PEER_HOST, PEER_BAS_PORT)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await peers.stop()
-    log.info("rehearsal peers stopped")
-    return 0
+    mqtt = f", MQTT {peers.broker.url}" if peers.broker else ""
+    return await serve_until_signal(
+        peers.stop, rehearsal_config31(peers.vtn.url, peers.mqtt), out,
+        f"rehearsal peers (OpenADR 3.1): VTN {peers.vtn.url}{mqtt}; BACnet router {PEER_HOST}:{PEER_ROUTER_PORT} "
+        f"(meter 12345:2); building controller {PEER_HOST}:{PEER_BAS_PORT} (device 4001)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import logging
 import signal
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from adrgw.demo.embedded import DemoVtn, SimulatedMeter, udp_port_free
 
@@ -197,22 +197,29 @@ async def run_peers(out: Any = None) -> int:
     except PeerError as exc:
         print(f"bacnet-server-ven --demo-peers: {exc}", file=sys.stderr)
         return 1
+    return await serve_until_signal(
+        peers.stop, rehearsal_config(), out,
+        f"rehearsal peers: VTN {peers.vtn.url}; BACnet router {PEER_HOST}:{PEER_ROUTER_PORT} (meter 12345:2); "
+        f"building controller {PEER_HOST}:{PEER_BAS_PORT} (device 4001)")
+
+
+async def serve_until_signal(stop_peers: Callable[[], Awaitable[None]], config: str, out: Any, what: str) -> int:
+    """The rehearsal peers' run (either protocol): print the gateway's ``config`` to ``out`` (stdout),
+    say ``what`` runs, wait for SIGINT/SIGTERM, stop the peers; exit code 0."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     stream = out or sys.stdout
-    stream.write(rehearsal_config())
+    stream.write(config)
     stream.flush()
-    log.info("rehearsal peers: VTN %s; BACnet router %s:%d (meter 12345:2); building controller %s:%d "
-             "(device 4001). The config.ini for a gateway is on standard output. Ctrl-C stops.",
-             peers.vtn.url, PEER_HOST, PEER_ROUTER_PORT, PEER_HOST, PEER_BAS_PORT)
+    log.info("%s. The config.ini for a gateway is on standard output. Ctrl-C stops.", what)
     try:
         await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await peers.stop()
+        await stop_peers()
     log.info("rehearsal peers stopped")
     return 0
 
